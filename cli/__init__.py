@@ -1,0 +1,1 @@
+"""The ``gan`` command (installed as ``gancore_cli``): parses arguments and calls the core."""

@@ -1,0 +1,3 @@
+from gancore_cli.app import main
+
+main()

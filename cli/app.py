@@ -1,0 +1,168 @@
+"""``gan``: train, sample, export and manage plugins. Only parsing here; the work is in ``gancore``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gancore.errors import GanError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="gancore: train GANs from plugins, export them to ONNX, sample anywhere.")
+
+
+def fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def plugins() -> None:
+    """Print installed plugins as JSON: distribution, version, origin and what each registered."""
+    from gancore.plugins import get_manager
+
+    typer.echo(json.dumps(get_manager().report(), indent=2))
+
+
+@app.command()
+def train(
+    plugin: Annotated[str | None, typer.Option(help="Plugin recipe to train, e.g. dcgan.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Generator steps in total.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (runs are deterministic on CPU).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset name, e.g. fashion-mnist.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Folder with the dataset's files.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value, e.g. generator.width=64.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with config sections.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder to create (default runs/<plugin>-NNNN).")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="With --resume: a checkpoint step to start from.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
+) -> None:
+    """Train a GAN; prints the run folder on the last line of stdout."""
+    from gancore.config import load_toml, parse_sets
+    from gancore.loop import prepare, prepare_resume
+    from gancore.loop import train as run_training
+
+    if resume is not None:
+        if plugin or set_ or config or dataset or data_dir or batch_size or seed is not None or out:
+            fail("--resume continues a run with its saved config; only --steps, --device and --checkpoint "
+                 "may be given with it")
+        state = prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device)
+    else:
+        if not plugin:
+            from gancore.plugins import get_manager
+
+            fail(f"choose what to train with --plugin NAME (one of: "
+                 f"{', '.join(get_manager().registries.recipes.list())}), or continue a run with --resume RUN")
+        layers = []
+        if config is not None:
+            layers.append(load_toml(config))
+        layers.append(parse_sets(set_ or []))
+        opts: dict = {"train": {}, "data": {}}
+        if steps is not None:
+            opts["train"]["steps"] = steps
+        if batch_size is not None:
+            opts["train"]["batch_size"] = batch_size
+        if seed is not None:
+            opts["seed"] = seed
+        if device is not None:
+            opts["device"] = device
+        if dataset is not None:
+            opts["data"]["name"] = dataset
+        if data_dir is not None:
+            opts["data"]["dir"] = data_dir
+        layers.append(opts)
+        state = prepare(plugin, *layers, out=out)  # type: ignore[arg-type]
+    typer.echo(f"run folder: {state.run_dir} (device {state.device}, from step {state.step})", err=True)
+    run_training(state, progress=not quiet)
+    typer.echo(str(state.run_dir))
+
+
+@app.command()
+def sample(
+    target: Annotated[Path, typer.Argument(help="A run folder, or an exported .onnx generator.")],
+    n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
+    out: Annotated[Path, typer.Option("-o", "--out", help="PNG grid to write.")] = Path("grid.png"),
+    seed: Annotated[int, typer.Option(help="Seed of the latent draw.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    checkpoint: Annotated[str | None, typer.Option(help="A run's checkpoint step (default: latest).")] = None,
+) -> None:
+    """Sample a grid from a run (PyTorch) or an exported ONNX model (onnxruntime)."""
+    from gancore.sampling import sample as do_sample
+
+    res = do_sample(target, n=n, out=out, seed=seed, device=device, checkpoint=checkpoint)
+    typer.echo(f"wrote {res.out} ({n} samples; {res.backend} on {res.device})")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="The run folder to export.")],
+    format_: Annotated[list[str] | None, typer.Option("--format", help="onnx and/or torchscript.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder to write (default exported/<run>).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+    checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to export (default: latest).")] = None,
+) -> None:
+    """Export a run's generator (and any extra models its plugin declares), parity-checked."""
+    from gancore.export import export_run
+
+    dest = export_run(run, format_ or ["onnx"], out=out, force=force, checkpoint=checkpoint)
+    card = json.loads((dest / "card.json").read_text())
+    for stem, m in card["models"].items():
+        for fmt in ("onnx", "torchscript"):
+            if fmt in m:
+                diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in m[fmt]["max_abs_diff"].items())
+                typer.echo(f"{dest / m[fmt]['file']}: {m['kind']}, parity max abs diff {diffs}", err=True)
+    typer.echo(str(dest))
+
+
+@app.command()
+def install(
+    packages: Annotated[list[str], typer.Argument(help="Packages or paths, as pip takes them.")],
+    upgrade: Annotated[bool, typer.Option("-U", "--upgrade")] = False,
+    editable: Annotated[bool, typer.Option("-e", "--editable", help="Install a local path in editable mode.")]
+    = False,
+) -> None:
+    """pip install plugins into the environment gan runs in."""
+    cmd = [sys.executable, "-m", "pip", "install"]
+    if upgrade:
+        cmd.append("--upgrade")
+    if editable:
+        cmd.append("-e")
+    raise typer.Exit(subprocess.call(cmd + list(packages)))
+
+
+@app.command()
+def uninstall(
+    packages: Annotated[list[str], typer.Argument(help="Distributions to remove.")],
+    yes: Annotated[bool, typer.Option("-y", "--yes")] = False,
+) -> None:
+    """pip uninstall plugins from the environment gan runs in."""
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", *(["-y"] if yes else []),
+                                      *packages]))
+
+
+def _add_plugin_commands() -> None:
+    """Sub-commands plugins registered through ``gan_register_commands``."""
+    from gancore.plugins import get_manager
+
+    for entry in get_manager().registries.commands.entries():
+        app.command(name=entry.name, help=entry.description)(entry.builder)
+
+
+def main() -> None:
+    try:
+        _add_plugin_commands()
+        app(standalone_mode=True)
+    except GanError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; the last complete checkpoint is kept", err=True)
+        sys.exit(130)

@@ -1,0 +1,30 @@
+"""The core's own components: standard GAN losses, plain latent samplers and the image datasets.
+
+Registered through the same hooks as every plugin, under the plugin name ``gancore``. They are not a
+GAN; every GAN lives in a plugin.
+"""
+
+from __future__ import annotations
+
+from gancore.builtin import datasets, losses, samplers
+from gancore.hookspecs import Register
+from gancore.plugins import hookimpl
+
+
+@hookimpl
+def gan_register_losses(register: Register) -> None:
+    register("nonsaturating", losses.NonSaturating, config=losses.NonSaturatingConfig)
+    register("minimax", losses.Minimax, config=losses.MinimaxConfig)
+    register("hinge", losses.Hinge)
+
+
+@hookimpl
+def gan_register_samplers(register: Register) -> None:
+    register("normal", samplers.NormalSampler, config=samplers.NoiseConfig)
+    register("uniform", samplers.UniformSampler, config=samplers.NoiseConfig)
+
+
+@hookimpl
+def gan_register_datasets(register: Register) -> None:
+    register("fashion-mnist", datasets.fashion_mnist, config=datasets.ImageConfig)
+    register("mnist", datasets.mnist, config=datasets.ImageConfig)

@@ -1,0 +1,207 @@
+"""Checkpoints: tensors in safetensors, everything else in JSON. Never pickle, never ``torch.load``.
+
+A checkpoint is a folder ``checkpoints/step-NNNNNNN/`` holding
+
+- ``weights.safetensors``   every network's state dict, keys prefixed by role (``generator.``...);
+- ``training.safetensors``  optimizer tensors, RNG states, the fixed sampling latent, the epoch order;
+- ``state.json``            step, optimizer hyper-parameters, versions, the names of the above.
+
+It is written into a hidden temporary folder, flushed to disk and renamed into place, so a crash
+leaves either the whole new checkpoint or none of it; the last ``keep`` complete ones are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from gancore.errors import CheckpointError
+from gancore.state import TrainState
+
+FORMAT = 1
+STEP_DIR = re.compile(r"^step-(\d{7})$")
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, Tensor]) -> dict[str, Any]:
+    sd = opt.state_dict()
+    scalars: dict[str, Any] = {}
+    for idx, st in sd["state"].items():
+        for key, value in st.items():
+            if isinstance(value, Tensor):
+                tensors[f"{prefix}.state.{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def state_tensors(state: TrainState) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
+    """(weights, training tensors, JSON state) of a run."""
+    weights: dict[str, Tensor] = {}
+    for role, module in state.nets.named().items():
+        for k, v in module.state_dict().items():
+            weights[f"{role}.{k}"] = v.detach().cpu().contiguous()
+    train: dict[str, Tensor] = {
+        "rng.torch": torch.get_rng_state(),
+        "rng.latent": state.latent_gen.get_state(),
+        "rng.data": state.data_gen.get_state(),
+    }
+    if torch.cuda.is_available() and state.device.type == "cuda":
+        train["rng.cuda"] = torch.cuda.get_rng_state(state.device)
+    for name, v in state.fixed_latent.items():
+        train[f"fixed_latent.{name}"] = v.detach().cpu().contiguous()
+    if state.perm is not None:
+        train["data.perm"] = state.perm.detach().cpu()
+    meta = {
+        "format": FORMAT,
+        "step": state.step,
+        "cursor": state.cursor,
+        "optimizers": {
+            "generator": _optimizer_tensors("optim.generator", state.opt_g, train),
+            "discriminator": _optimizer_tensors("optim.discriminator", state.opt_d, train),
+        },
+        "torch": torch.__version__,
+        "plugins": {n: i.version for n, i in state.manager.info.items()},
+    }
+    return weights, train, meta
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(state: TrainState, ckpt_root: Path, keep: int) -> Path:
+    """Write the checkpoint of ``state.step`` atomically; drop all but the newest ``keep``."""
+    weights, train, meta = state_tensors(state)
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"step-{state.step:07d}"
+    tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        save_file(weights, str(tmp / "weights.safetensors"), metadata={"format": "gancore-weights"})
+        save_file(train, str(tmp / "training.safetensors"), metadata={"format": "gancore-training"})
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+        for f in tmp.iterdir():
+            with open(f, "rb+") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if final.exists():  # the same step written again (a resumed run): replace as a whole
+            old = ckpt_root / f".old-{final.name}-{os.getpid()}"
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(ckpt_root)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"could not write checkpoint {final}: {e.strerror or e}; the previous checkpoint "
+                              f"is intact. Free disk space or choose a writable --out") from None
+    for old in list_checkpoints(ckpt_root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Complete checkpoints, oldest first. Temporary folders of an interrupted write never count."""
+    if not ckpt_root.is_dir():
+        return []
+    found = [p for p in ckpt_root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)]
+    return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
+
+
+def _load_safetensors(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {path} is missing; the checkpoint is incomplete")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint file {path} is corrupt or not a safetensors file ({e}); "
+                              f"resume from an earlier checkpoint with --checkpoint") from None
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} {path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{what} {path} is corrupt (not JSON: {e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{what} {path} is corrupt (not a JSON object)")
+    return data
+
+
+def load_weights(state: TrainState, ckpt: Path) -> None:
+    """Load the networks' weights from checkpoint folder ``ckpt``."""
+    weights = _load_safetensors(ckpt / "weights.safetensors")
+    for role, module in state.nets.named().items():
+        prefix = f"{role}."
+        sd = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0]
+            raise CheckpointError(f"checkpoint {ckpt} does not fit this run's {role} ({first})") from None
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, prefix: str, meta: dict[str, Any], tensors: dict[str, Tensor],
+                    device: torch.device) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + ".state."):
+            idx, name = key[len(prefix) + 7:].split(".", 1)
+            # Adam keeps "step" on the CPU unless capturable; other tensors live with the params.
+            state.setdefault(int(idx), {})[name] = v if name == "step" else v.to(device)
+    for key, v in meta["scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    groups = meta["param_groups"]
+    for g in groups:
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def load_checkpoint(state: TrainState, ckpt: Path) -> None:
+    """Restore weights, optimizers, RNG states, the epoch order and the step count."""
+    meta = read_json(ckpt / "state.json", "checkpoint state")
+    if meta.get("format") != FORMAT or not isinstance(meta.get("step"), int):
+        raise CheckpointError(f"checkpoint {ckpt} has an unknown format; it was not written by this gancore")
+    load_weights(state, ckpt)
+    train = _load_safetensors(ckpt / "training.safetensors")
+    try:
+        _load_optimizer(state.opt_g, "optim.generator", meta["optimizers"]["generator"], train, state.device)
+        _load_optimizer(state.opt_d, "optim.discriminator", meta["optimizers"]["discriminator"], train,
+                        state.device)
+        torch.set_rng_state(train["rng.torch"])
+        state.latent_gen.set_state(train["rng.latent"])
+        state.data_gen.set_state(train["rng.data"])
+        if "rng.cuda" in train and state.device.type == "cuda":
+            torch.cuda.set_rng_state(train["rng.cuda"], state.device)
+        state.fixed_latent = {k.split(".", 1)[1]: v.to(state.device) for k, v in train.items()
+                              if k.startswith("fixed_latent.")}
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {ckpt} is inconsistent ({type(e).__name__}: {e})") from None
+    state.perm = train["data.perm"].to(state.device) if "data.perm" in train else None
+    state.cursor = int(meta.get("cursor", 0))
+    state.step = meta["step"]

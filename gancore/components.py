@@ -1,0 +1,278 @@
+"""The interfaces components implement. Plugins subclass these; the loop only talks to them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TensorData:
+    """A whole dataset as tensors, so it can sit on the device and be indexed without Python loops.
+
+    ``x`` holds examples in the model's layout (images: float N x C x H x W in ``value_range``;
+    sequences: int64 token ids N x T). ``y`` holds int64 class labels or None.
+    """
+
+    x: Tensor
+    y: Tensor | None = None
+    kind: Literal["image", "sequence", "points"] = "image"
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    classes: list[str] | None = None
+    vocab: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one example."""
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def describe(self) -> dict[str, Any]:
+        """The facts export and sampling need, as JSON."""
+        return {
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "value_range": list(self.value_range),
+            "classes": self.classes,
+            "vocab": self.vocab,
+            **self.info,
+        }
+
+
+@dataclass
+class Batch:
+    """What the loop hands a loss for one step: a real batch and, for semi-supervised runs, a labelled one."""
+
+    x: Tensor
+    y: Tensor | None = None
+    x_labelled: Tensor | None = None
+    y_labelled: Tensor | None = None
+
+
+# ------------------------------------------------------------------------------------------------
+# Latent samplers
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """One named latent input: its per-example shape, dtype and distribution.
+
+    ``distribution`` is one of ``normal`` (mean 0, std 1), ``uniform`` (on ``low``..``high``) or
+    ``categorical`` (int64 indices in ``[0, classes)``).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    distribution: Literal["normal", "uniform", "categorical"]
+    dtype: Literal["float32", "int64"] = "float32"
+    low: float = -1.0
+    high: float = 1.0
+    classes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                             "distribution": self.distribution}
+        if self.distribution == "uniform":
+            d.update(low=self.low, high=self.high)
+        if self.distribution == "categorical":
+            d.update(classes=self.classes)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> LatentSpec:
+        return cls(name=d["name"], shape=tuple(d["shape"]), distribution=d["distribution"],
+                   dtype=d.get("dtype", "float32"), low=d.get("low", -1.0), high=d.get("high", 1.0),
+                   classes=d.get("classes", 0))
+
+
+def draw(spec: LatentSpec, n: int, gen: torch.Generator, device: torch.device) -> Tensor:
+    """Draw ``n`` values of one latent input with generator ``gen`` (which lives on ``device``)."""
+    shape = (n, *spec.shape)
+    if spec.distribution == "normal":
+        return torch.randn(shape, generator=gen, device=device)
+    if spec.distribution == "uniform":
+        return torch.rand(shape, generator=gen, device=device) * (spec.high - spec.low) + spec.low
+    if spec.distribution == "categorical":
+        return torch.randint(0, spec.classes, shape, generator=gen, device=device)
+    raise ValueError(f"unknown distribution {spec.distribution!r}")
+
+
+class Sampler:
+    """Draws the generator's named latent inputs. Subclasses set ``specs``."""
+
+    specs: tuple[LatentSpec, ...] = ()
+
+    def sample(self, n: int, gen: torch.Generator, device: torch.device) -> dict[str, Tensor]:
+        return {s.name: draw(s, n, gen, device) for s in self.specs}
+
+    def validate(self, latent: dict[str, Any]) -> None:
+        """Raise ValueError when user-supplied latents are out of their spec (e.g. a category too large)."""
+        names = {s.name for s in self.specs}
+        if set(latent) != names:
+            raise ValueError(f"latent inputs must be exactly {sorted(names)}, got {sorted(latent)}")
+        for s in self.specs:
+            v = latent[s.name]
+            if tuple(v.shape[1:]) != s.shape:
+                raise ValueError(f"latent {s.name!r} must have shape (batch, {', '.join(map(str, s.shape))}), "
+                                 f"got {tuple(v.shape)}")
+            if s.distribution == "categorical" and (v.min() < 0 or v.max() >= s.classes):
+                raise ValueError(f"latent {s.name!r} holds a category outside [0, {s.classes})")
+
+
+# ------------------------------------------------------------------------------------------------
+# Networks
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DOut:
+    """A discriminator's output.
+
+    ``logits``: (B,) real/fake logits, or (B, K) class logits for a K-class discriminator.
+    ``features``: an intermediate layer (B, F), for feature matching. ``heads``: extra outputs of
+    heads sharing the body (InfoGAN's Q: ``{"q_cat": ..., "q_cont": ...}``).
+    """
+
+    logits: Tensor
+    features: Tensor | None = None
+    heads: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Nets:
+    """The run's networks: G, D, and extra ones by role (e.g. ``encoder``)."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    extra: dict[str, nn.Module] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)  # extra role -> "generator" | "discriminator"
+
+    def named(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator, **self.extra}
+
+    def parameters_of(self, group: str) -> list[nn.Parameter]:
+        """The parameters one optimizer trains: its main network plus the extra ones in its group."""
+        mods = [self.generator if group == "generator" else self.discriminator]
+        mods += [m for role, m in self.extra.items() if self.groups.get(role) == group]
+        candidates = [p for m in mods for p in m.parameters()]
+        if group == "generator" and hasattr(self.discriminator, "generator_parameters"):
+            # Heads sharing D's body but trained with G too (InfoGAN's Q is updated by both).
+            candidates += list(self.discriminator.generator_parameters())
+        params: list[nn.Parameter] = []
+        seen: set[int] = set()
+        for p in candidates:
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+        return params
+
+
+class Step:
+    """One D or G step's inputs, with the fake batch and D outputs computed once and cached."""
+
+    def __init__(self, phase: Literal["discriminator", "generator"], batch: Batch, latent: dict[str, Tensor],
+                 nets: Nets, step: int, total_steps: int) -> None:
+        self.phase = phase
+        self.batch = batch
+        self.latent = latent
+        self.nets = nets
+        self.step = step
+        self.total_steps = total_steps
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def real(self) -> Tensor:
+        return self.batch.x
+
+    @property
+    def fake(self) -> Tensor:
+        """G(z); detached in the D phase, so D's loss does not backpropagate into G."""
+        if "fake" not in self._cache:
+            if self.phase == "discriminator":
+                with torch.no_grad():
+                    self._cache["fake"] = self.nets.generator(**self.latent)
+            else:
+                self._cache["fake"] = self.nets.generator(**self.latent)
+        return self._cache["fake"]
+
+    def cached(self, key: str, fn: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    def d_real(self) -> DOut:
+        return self.cached("d_real", lambda: self.nets.discriminator(self.real))
+
+    def d_fake(self) -> DOut:
+        return self.cached("d_fake", lambda: self.nets.discriminator(self.fake))
+
+
+# ------------------------------------------------------------------------------------------------
+# Objectives
+# ------------------------------------------------------------------------------------------------
+
+Losses = dict[str, Tensor]  # named terms; the loop sums them and logs each
+
+
+class Loss:
+    """An adversarial objective: the D and G losses of one step, as named terms."""
+
+    def discriminator_loss(self, step: Step) -> Losses:
+        raise NotImplementedError
+
+    def generator_loss(self, step: Step) -> Losses:
+        raise NotImplementedError
+
+
+class LogitLoss(Loss):
+    """A loss defined on real/fake logits alone. Subclasses write ``d_loss`` and ``g_loss``."""
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def discriminator_loss(self, step: Step) -> Losses:
+        return {"d_adv": self.d_loss(step.d_real().logits, step.d_fake().logits)}
+
+    def generator_loss(self, step: Step) -> Losses:
+        return {"g_adv": self.g_loss(step.d_fake().logits)}
+
+
+class Regularizer:
+    """An extra loss term. ``phases`` says which steps it joins; it returns named terms."""
+
+    phases: tuple[str, ...] = ("discriminator",)
+
+    def __call__(self, step: Step) -> Losses:
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------------------------
+# Export
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportModel:
+    """A model to export: a module taking positional tensors ``inputs`` and returning ``outputs``."""
+
+    module: nn.Module
+    inputs: list[LatentSpec]
+    outputs: list[str]
+    kind: str  # "generator", "classifier", "encoder", ...
+    metadata: dict[str, Any] = field(default_factory=dict)
+

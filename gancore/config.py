@@ -1,0 +1,246 @@
+"""Run configuration: typed sections, ``--set key=value`` overrides and TOML files.
+
+A run config is a plain nested dict (it is saved as JSON in the run folder):
+
+    plugin, seed, device
+    train          core training options (TrainConfig)
+    data           {name: dataset, + core data options (DataConfig) + the dataset's own options}
+    generator      {name: component, + its options}
+    discriminator  {name: ..., ...}
+    sampler        {name: ..., ...}
+    loss           {name: ..., ...}
+    regularizers   {component name: {its options}}   (zero or more, each switched on by presence)
+    networks       {role: {name: ..., group: "generator"|"discriminator", ...}}   (extra networks)
+
+Component options are checked against the component's keyword-only config dataclass, so a wrong
+key or type is caught before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gancore.errors import ConfigError, suggest
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Core training options (section ``train``)."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    d_steps: int = 1  # k discriminator steps per generator step (Goodfellow et al. 2014, Alg. 1)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5  # Radford et al. 2015: 0.9 oscillates, 0.5 stabilises
+    beta2: float = 0.999
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    sample_count: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "checkpoint_every",
+                     "keep_checkpoints", "sample_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr_g", "lr_d"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be in (0, 1), got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """Core data options (section ``data``, beside the dataset's own options)."""
+
+    name: str = "fashion-mnist"
+    dir: str = ""  # a torchvision root or a folder holding the dataset's files; "" searches defaults
+    limit: int = 0  # keep only the first N training examples (0: all)
+    labels_per_class: int = 0  # >0: a balanced labelled subset for semi-supervised training
+
+    def __post_init__(self) -> None:
+        if self.limit < 0 or self.labels_per_class < 0:
+            raise ValueError("data.limit and data.labels_per_class must be >= 0")
+
+
+TOP_SCALARS: dict[str, type] = {"plugin": str, "seed": int, "device": str}
+COMPONENT_SECTIONS = ("generator", "discriminator", "sampler", "loss")
+SECTIONS = ("train", "data", *COMPONENT_SECTIONS, "regularizers", "networks")
+
+
+def default_config() -> dict[str, Any]:
+    return {
+        "plugin": "",
+        "seed": 0,
+        "device": "auto",
+        "train": dataclasses.asdict(TrainConfig()),
+        "data": dataclasses.asdict(DataConfig()),
+        "generator": {},
+        "discriminator": {},
+        "sampler": {},
+        "loss": {"name": "nonsaturating"},
+        "regularizers": {},
+        "networks": {},
+    }
+
+
+def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``over`` into a copy of ``base``. A new component ``name`` drops the old options."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            if "name" in value and value["name"] != out[key].get("name") and key in COMPONENT_SECTIONS:
+                out[key] = {}
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal (1, 0.5, true, "x", [1, 2]) or else the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``["generator.width=64", "seed=3"]`` -> nested dict."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {pair!r} (for example --set generator.width=64)")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part!r} is set both as a value and as a section")
+        node[parts[-1]] = parse_value(value.strip())
+    return out
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against type ``tp``; ints are accepted for floats and lists for tuples."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in typing.get_args(tp):
+            if arm is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return coerce(value, arm, where)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"{where} expects {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            choices = ", ".join(repr(a) for a in typing.get_args(tp))
+            raise ConfigError(f"{where} must be one of {choices}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} expects a list, got {value!r}")
+        args = typing.get_args(tp)
+        item = args[0] if args else Any
+        items = [coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} expects a table, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} expects true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} expects a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} expects an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} expects a string, got {value!r}")
+        return value
+    if not isinstance(value, tp):
+        raise ConfigError(f"{where} expects {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def coerce_params(cfg_type: type, params: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    """Check ``params`` against dataclass ``cfg_type``: unknown keys, types, and its own range checks."""
+    hints = typing.get_type_hints(cfg_type)
+    fields = {f.name: f for f in dataclasses.fields(cfg_type) if f.init}
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in fields:
+            valid = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(f"unknown key {key!r} for {where}.{suggest(key, fields)} Valid keys: {valid}")
+        out[key] = coerce(value, hints[key], f"{where}: {key}")
+    missing = [
+        n for n, f in fields.items()
+        if n not in out and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where} needs {', '.join(missing)}")
+    try:
+        cfg_type(**out)  # runs the dataclass's own range checks
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return out
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+__all__ = [
+    "COMPONENT_SECTIONS",
+    "SECTIONS",
+    "DataConfig",
+    "TrainConfig",
+    "coerce",
+    "coerce_params",
+    "default_config",
+    "field",
+    "load_toml",
+    "merge",
+    "parse_sets",
+    "parse_value",
+]

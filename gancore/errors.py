@@ -1,0 +1,38 @@
+"""Errors a user can act on. The CLI prints them on one line and exits with code 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GanError(Exception):
+    """A problem with the user's input or environment, with a message saying what to do."""
+
+    exit_code = 2
+
+
+class ConfigError(GanError):
+    """A config key, value or type that cannot be used."""
+
+
+class PluginError(GanError):
+    """A plugin or component that is unknown, duplicated or broken."""
+
+
+class DataError(GanError):
+    """A dataset that is missing or unreadable."""
+
+
+class CheckpointError(GanError):
+    """A run or checkpoint that is missing, corrupt or unsafe."""
+
+
+class ExportError(GanError):
+    """An export that failed its checks, or a model file that is not ours."""
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """A ' Did you mean X?' hint for a misspelt name, or ''."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,197 @@
+"""Export a trained run: ONNX (onnxruntime parity-checked) and TorchScript, plus a JSON card.
+
+Files are written into a hidden temporary folder and moved to ``exported/<run>/`` only once every
+check has passed, so a failed export leaves nothing behind and an existing export is never clobbered
+(unless ``force``, which swaps the whole folder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gancore import __version__
+from gancore.components import ExportModel, LatentSpec, draw
+from gancore.errors import ExportError
+from gancore.runs import open_run
+from gancore.state import TrainState
+
+EXPORT_DIR = Path("exported")
+FORMATS = ("onnx", "torchscript")
+TOLERANCE = 1e-4  # fp32 on CPU
+PARITY_BATCHES = (1, 5)
+
+
+class Positional(nn.Module):
+    """Call a module that takes named tensors with positional ones (ONNX and TorchScript want these)."""
+
+    def __init__(self, module: nn.Module, names: Sequence[str]) -> None:
+        super().__init__()
+        self.module = module
+        self.names = list(names)
+
+    def forward(self, *args: Tensor) -> Any:
+        return self.module(**dict(zip(self.names, args, strict=True)))
+
+
+def generator_model(state: TrainState) -> ExportModel:
+    specs = list(state.latent_specs)
+    data = state.data_info
+    output = {"name": "images" if data.get("kind") == "image" else "samples", "shape": data["shape"],
+              "dtype": "float32", "value_range": data["value_range"],
+              "layout": "NCHW" if data.get("kind") == "image" else "N..."}
+    return ExportModel(module=Positional(state.nets.generator, [s.name for s in specs]), inputs=specs,
+                       outputs=[output["name"]], kind="generator",
+                       metadata={"output": output, "classes": data.get("classes"), "vocab": data.get("vocab")})
+
+
+def _examples(specs: Sequence[LatentSpec], n: int, seed: int) -> tuple[Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(draw(s, n, gen, torch.device("cpu")) for s in specs)
+
+
+def _as_list(out: Any) -> list[np.ndarray]:
+    outs = out if isinstance(out, tuple | list) else (out,)
+    return [o.detach().cpu().numpy() for o in outs]
+
+
+def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    if len(a) != len(b):
+        return float("inf")
+    diffs = []
+    for x, y in zip(a, b, strict=True):
+        if x.shape != y.shape:
+            return float("inf")
+        if x.dtype.kind in "iu":  # token ids must match exactly
+            diffs.append(0.0 if np.array_equal(x, y) else float("inf"))
+        else:
+            diffs.append(float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) if x.size else 0.0)
+    return max(diffs)
+
+
+def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Write ``model`` as one ONNX file with a dynamic batch; check it fully and against PyTorch."""
+    import onnx
+
+    from gancore.deploy import session
+
+    module = model.module.eval()
+    names = [s.name for s in model.inputs]
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    example = _examples(model.inputs, 2, seed=0)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(module, example, dynamo=True, input_names=names,
+                                        output_names=model.outputs, dynamic_shapes=(tuple({0: batch} for _ in names),),
+                                        external_data=False, verbose=False)
+        except Exception as e:
+            raise ExportError(f"torch.onnx.export failed for the {model.kind}: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:300]}") from None
+    assert program is not None
+    proto = program.model_proto
+    for key, value in {**metadata, **model.metadata, "kind": model.kind,
+                       "inputs": [s.to_json() for s in model.inputs]}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"gancore.{key}", json.dumps(value)
+    onnx.save_model(proto, str(path))
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:
+        raise ExportError(f"onnx checker rejected the {model.kind}: {str(e).splitlines()[0][:300]}") from None
+
+    sess = session(path, device="cpu")  # parity is measured in fp32 on CPU
+    parity = {}
+    for n in PARITY_BATCHES:
+        inputs = _examples(model.inputs, n, seed=100 + n)
+        with torch.no_grad():
+            ref = _as_list(module(*inputs))
+        got = sess.run(None, {name: t.numpy() for name, t in zip(names, inputs, strict=True)})
+        diff = _max_diff(ref, got)
+        parity[str(n)] = diff
+        if not diff <= TOLERANCE:
+            raise ExportError(f"onnxruntime and PyTorch disagree on the {model.kind} at batch {n}: max abs diff "
+                              f"{diff:.3g} > {TOLERANCE}; nothing was exported")
+    return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE}
+
+
+def export_torchscript(model: ExportModel, path: Path) -> dict[str, Any]:
+    """Trace to TorchScript (deprecated upstream; its warnings are kept from users) and check parity."""
+    module = model.module.eval()
+    example = _examples(model.inputs, 2, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            traced = torch.jit.trace(module, example, check_trace=False)
+            traced.save(str(path))
+            loaded = torch.jit.load(str(path))
+        except Exception as e:
+            raise ExportError(f"TorchScript tracing failed for the {model.kind}: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:300]}") from None
+        parity = {}
+        for n in PARITY_BATCHES:
+            inputs = _examples(model.inputs, n, seed=200 + n)
+            with torch.no_grad():
+                diff = _max_diff(_as_list(module(*inputs)), _as_list(loaded(*inputs)))
+            parity[str(n)] = diff
+            if not diff <= TOLERANCE:
+                raise ExportError(f"TorchScript and eager disagree on the {model.kind} at batch {n} "
+                                  f"(max abs diff {diff:.3g}); nothing was exported")
+    return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE}
+
+
+def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str | Path | None = None,
+               force: bool = False, checkpoint: str | None = None) -> Path:
+    """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
+    run = Path(run)
+    dest = Path(out) if out else EXPORT_DIR / run.resolve().name
+    if dest.exists() and not force:
+        raise ExportError(f"{dest} already exists and is not overwritten; pass --force to replace it, "
+                          f"or --out to choose another folder")
+    state = open_run(run, checkpoint=checkpoint, device="cpu")
+    models = {"generator": generator_model(state)}
+    for extra in state.manager.hook.gan_export_extra(state=state):
+        models.update(extra or {})
+    common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
+              "step": state.step, "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        card: dict[str, Any] = {**common, "models": {}}
+        for stem, model in models.items():
+            entry: dict[str, Any] = {"kind": model.kind, "inputs": [s.to_json() for s in model.inputs],
+                                     "outputs": model.outputs, **model.metadata}
+            if "onnx" in formats:
+                entry["onnx"] = export_onnx(model, tmp / f"{stem}.onnx", common)
+            if "torchscript" in formats:
+                entry["torchscript"] = export_torchscript(model, tmp / f"{stem}.torchscript.pt")
+            card["models"][stem] = entry
+        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        if dest.exists():
+            old = dest.parent / f".old-{dest.name}-{os.getpid()}"
+            os.rename(dest, old)
+            os.rename(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

@@ -1,0 +1,41 @@
+"""Sample grids as PNG, written atomically."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def grid_array(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0), nrow: int | None = None,
+               pad: int = 2) -> np.ndarray:
+    """N x C x H x W floats in ``value_range`` -> one H' x W' (x 3) uint8 grid, 2-pixel white gutters."""
+    if images.ndim != 4:
+        raise ValueError(f"expected images N x C x H x W, got shape {images.shape}")
+    n, c, h, w = images.shape
+    lo, hi = value_range
+    x = np.clip((images.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+    x = (x * 255.0 + 0.5).astype(np.uint8)
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    ncol = int(math.ceil(n / nrow))
+    out = np.full((pad + ncol * (h + pad), pad + nrow * (w + pad), c), 255, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y0, x0 = pad + r * (h + pad), pad + col * (w + pad)
+        out[y0:y0 + h, x0:x0 + w] = x[i].transpose(1, 2, 0)
+    return out[:, :, 0] if c == 1 else out
+
+
+def save_grid(images: np.ndarray, path: str | Path, value_range: tuple[float, float] = (-1.0, 1.0),
+              nrow: int | None = None) -> Path:
+    """Write a grid PNG; the file appears only once complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = grid_array(images, value_range, nrow)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(arr).save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,167 @@
+"""The plugin manager: load plugins from entry points, collect what each registered.
+
+Environment variables (as pytest and simonw/llm do):
+
+- ``GANCORE_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugins (the core's own components stay).
+- ``GANCORE_PLUGINS=dcgan,foo``: load only these entry points.
+
+A plugin that fails to import or to register is reported by name; the others keep working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from gancore import hookspecs
+from gancore.errors import GanError
+from gancore.registry import Registries
+
+GROUP = "gancore"
+hookimpl = pluggy.HookimplMarker(GROUP)
+ENV_DISABLE = "GANCORE_DISABLE_PLUGIN_AUTOLOAD"
+ENV_ONLY = "GANCORE_PLUGINS"
+
+REGISTRATION_HOOKS = {kind: f"gan_register_{kind}" for kind in Registries.KINDS}
+
+
+@dataclass
+class PluginInfo:
+    """Where one plugin came from and what it registered."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    origin: str | None = None  # the file its module was loaded from
+    entry_point: str | None = None
+    components: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"name": self.name, "distribution": self.distribution, "version": self.version,
+             "origin": self.origin, "entry_point": self.entry_point,
+             "components": {k: v for k, v in self.components.items() if v}}
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+class PluginManager:
+    """Plugins, their info, and the registries they filled."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.registries = Registries()
+        self.info: dict[str, PluginInfo] = {}
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    def add(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
+        """Register a plugin object (module) under ``name``; it is filled into the registries by ``collect``."""
+        if self.pm.has_plugin(name):
+            raise GanError(f"two plugins are named {name!r}; uninstall one of them")
+        self.pm.register(plugin, name=name)
+        self.info[name] = info or PluginInfo(name=name, origin=_origin(plugin))
+
+    def load_entry_points(self) -> None:
+        if os.environ.get(ENV_DISABLE, "").strip() not in ("", "0", "false"):
+            return
+        only = os.environ.get(ENV_ONLY)
+        allowed = {n.strip() for n in only.split(",") if n.strip()} if only is not None else None
+        seen: set[str] = set()
+        for ep in md.entry_points(group=GROUP):
+            if ep.name in seen:  # the same distribution visible twice on sys.path
+                continue
+            seen.add(ep.name)
+            if allowed is not None and ep.name not in allowed:
+                continue
+            dist = ep.dist
+            info = PluginInfo(name=ep.name, distribution=dist.metadata["Name"] if dist else None,
+                              version=dist.version if dist else None, entry_point=ep.value)
+            try:
+                plugin = ep.load()
+            except Exception as e:  # a broken third-party plugin must not take the others down
+                info.error = f"import failed: {type(e).__name__}: {e}"
+                self.info[ep.name] = info
+                _warn(f"plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {type(e).__name__}: {e}")
+                continue
+            info.origin = _origin(plugin)
+            self.add(plugin, ep.name, info)
+
+    def collect(self) -> None:
+        """Call every registration hook, plugin by plugin, so each component knows its plugin."""
+        for kind, hook_name in REGISTRATION_HOOKS.items():
+            registry = self.registries[kind]
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order
+                name = impl.plugin_name
+                info = self.info[name]
+                if info.error:
+                    continue
+
+                def register(comp_name: str, builder: Any, *, _plugin: str = name, **kw: Any) -> None:
+                    registry.register(comp_name, builder, plugin=_plugin, **kw)
+
+                try:
+                    impl.function(register=register)
+                except Exception as e:
+                    info.error = f"{hook_name} failed: {type(e).__name__}: {e}"
+                    _warn(f"plugin {name!r} failed in {hook_name} and is partly loaded: {info.error}")
+                    continue
+        for info in self.info.values():
+            info.components = {kind: [e.name for e in self.registries[kind].entries() if e.plugin == info.name]
+                               for kind in Registries.KINDS}
+
+    def report(self) -> list[dict[str, Any]]:
+        return [self.info[n].to_json() for n in sorted(self.info)]
+
+
+def _origin(plugin: object) -> str | None:
+    f = getattr(plugin, "__file__", None)
+    return str(Path(f).resolve()) if f else None
+
+
+def _warn(msg: str) -> None:
+    print(f"gancore: warning: {msg}", file=sys.stderr)
+
+
+def build_manager(extra: list[tuple[str, object]] | None = None, *, autoload: bool = True) -> PluginManager:
+    """A manager with the core's own components, the entry-point plugins and any ``extra`` plugins."""
+    from gancore import builtin
+
+    mgr = PluginManager()
+    mgr.add(builtin, "gancore", PluginInfo(name="gancore", distribution="gancore", version=_version(),
+                                           origin=_origin(builtin)))
+    if autoload:
+        mgr.load_entry_points()
+    for name, plugin in extra or []:
+        mgr.add(plugin, name)
+    mgr.collect()
+    return mgr
+
+
+def _version() -> str | None:
+    try:
+        return md.version("gancore")
+    except md.PackageNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_manager() -> PluginManager:
+    """The process-wide plugin manager (built on first use)."""
+    return build_manager()
+
+
+def reset_manager() -> None:
+    """Forget the process-wide manager (tests, and after ``gan install``)."""
+    get_manager.cache_clear()

@@ -1,0 +1,138 @@
+"""Registries of named components. Plugins fill them through the ``gan_register_*`` hooks.
+
+A registry refuses a second component under a name already taken, naming both plugins, lists
+its names, and builds a component from a typed keyword-only config dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gancore.config import coerce_params
+from gancore.errors import PluginError, suggest
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered component."""
+
+    name: str
+    builder: Callable[..., Any]
+    config: type | None
+    plugin: str
+    description: str
+
+    def defaults(self) -> dict[str, Any]:
+        """The config fields and their defaults (``None`` marks a required field)."""
+        if self.config is None:
+            return {}
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self.config):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+            else:
+                out[f.name] = None
+        return out
+
+
+class Registry:
+    """Named components of one kind (generators, losses, ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(
+        self,
+        name: str,
+        builder: Callable[..., Any],
+        *,
+        config: type | None = None,
+        plugin: str = "?",
+        description: str = "",
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin!r} registered a {self.kind[:-1]} with an empty or non-string name")
+        if name in self._entries:
+            other = self._entries[name].plugin
+            raise PluginError(
+                f"{self.kind[:-1]} {name!r} is registered twice: by plugin {other!r} and by plugin {plugin!r}; "
+                f"uninstall one of them or restrict loading with GANCORE_PLUGINS"
+            )
+        if config is not None and not dataclasses.is_dataclass(config):
+            raise PluginError(f"plugin {plugin!r}: config for {self.kind[:-1]} {name!r} must be a dataclass")
+        if not description and builder.__doc__:
+            description = builder.__doc__.strip().splitlines()[0]
+        self._entries[name] = Entry(name, builder, config, plugin, description)
+
+    def list(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.list()]
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(self.list()) or "none"
+            raise PluginError(
+                f"unknown {self.kind[:-1]} {name!r}.{suggest(name, self._entries)} Known {self.kind}: {known}"
+            ) from None
+
+    def build(self, name: str, params: Mapping[str, Any] | None = None, *, where: str = "", **extra: Any) -> Any:
+        """Build component ``name`` from ``params`` (checked against its config) plus ``extra`` keywords."""
+        entry = self.get(name)
+        params = dict(params or {})
+        if entry.config is None:
+            if params:
+                raise PluginError(f"{where or self.kind[:-1]} {name!r} takes no options, got {sorted(params)}")
+            return entry.builder(**extra)
+        cfg = entry.config(**coerce_params(entry.config, params, where=where or f"{self.kind[:-1]} {name!r}"))
+        return entry.builder(cfg, **extra)
+
+
+class Registries:
+    """All registries of one plugin manager, by kind."""
+
+    KINDS = (
+        "generators",
+        "discriminators",
+        "networks",
+        "losses",
+        "regularizers",
+        "samplers",
+        "datasets",
+        "metrics",
+        "recipes",
+        "commands",
+    )
+
+    def __init__(self) -> None:
+        for kind in self.KINDS:
+            setattr(self, kind, Registry(kind))
+
+    def __getitem__(self, kind: str) -> Registry:
+        return getattr(self, kind)
+
+    generators: Registry
+    discriminators: Registry
+    networks: Registry
+    losses: Registry
+    regularizers: Registry
+    samplers: Registry
+    datasets: Registry
+    metrics: Registry
+    recipes: Registry
+    commands: Registry

@@ -1,0 +1,112 @@
+"""Turn a plugin name, a TOML file and overrides into one complete, checked run config."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from gancore.config import (
+    COMPONENT_SECTIONS,
+    SECTIONS,
+    TOP_SCALARS,
+    DataConfig,
+    TrainConfig,
+    coerce,
+    coerce_params,
+    default_config,
+    merge,
+)
+from gancore.errors import ConfigError, PluginError, suggest
+from gancore.plugins import PluginManager
+from gancore.registry import Registry
+
+SECTION_REGISTRY = {"generator": "generators", "discriminator": "discriminators", "sampler": "samplers",
+                    "loss": "losses"}
+
+
+def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> dict[str, Any]:
+    """The recipe of ``plugin`` over the core defaults, then each layer in order; checked and complete."""
+    recipes = mgr.registries.recipes
+    if plugin not in recipes:
+        known = ", ".join(recipes.list()) or "none (is gancore installed? see `gan plugins`)"
+        raise PluginError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: {known}")
+    recipe = recipes.get(plugin).builder()
+    cfg = merge(default_config(), recipe)
+    for layer in layers:
+        check_keys(layer)
+        cfg = merge(cfg, layer)
+    cfg["plugin"] = plugin
+    return validate(mgr, cfg)
+
+
+def check_keys(layer: dict[str, Any]) -> None:
+    allowed = set(TOP_SCALARS) | set(SECTIONS)
+    for key, value in layer.items():
+        if key not in allowed:
+            raise ConfigError(f"unknown config key {key!r}.{suggest(key, allowed)} Valid keys: "
+                              f"{', '.join(sorted(allowed))}")
+        if key in SECTIONS and not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} is a section; set its fields, e.g. {key}.name=...")
+
+
+def _component(registry: Registry, section: str, params: dict[str, Any]) -> dict[str, Any]:
+    params = dict(params)
+    name = params.pop("name", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{section}.name is missing; choose one of: {', '.join(registry.list())}")
+    entry = registry.get(name)
+    opts = coerce_params(entry.config, params, where=f"{section} {name!r}") if entry.config else {}
+    if entry.config is None and params:
+        raise ConfigError(f"{section} {name!r} takes no options, got {', '.join(sorted(params))}")
+    return {"name": name, **entry.defaults(), **opts}
+
+
+def validate(mgr: PluginManager, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Check every key and type, fill every default; return the config as it will be saved."""
+    check_keys(cfg)
+    regs = mgr.registries
+    out: dict[str, Any] = {}
+    for key, tp in TOP_SCALARS.items():
+        out[key] = coerce(cfg[key], tp, key)
+    out["train"] = dataclasses.asdict(TrainConfig(**coerce_params(TrainConfig, cfg["train"], where="train")))
+
+    data = dict(cfg["data"])
+    core_keys = {f.name for f in dataclasses.fields(DataConfig)}
+    core = {k: v for k, v in data.items() if k in core_keys}
+    own = {k: v for k, v in data.items() if k not in core_keys}
+    core_cfg = dataclasses.asdict(DataConfig(**coerce_params(DataConfig, core, where="data")))
+    ds = regs.datasets.get(core_cfg["name"])
+    if ds.config is not None:
+        try:
+            own = coerce_params(ds.config, own, where=f"data {ds.name!r}")
+        except ConfigError as e:
+            raise ConfigError(f"{e} (core data keys: {', '.join(sorted(core_keys))})") from None
+    elif own:
+        raise ConfigError(f"unknown data keys {sorted(own)}; valid: {', '.join(sorted(core_keys))}")
+    out["data"] = {**core_cfg, **ds.defaults(), **own}
+
+    for section in COMPONENT_SECTIONS:
+        out[section] = _component(regs[SECTION_REGISTRY[section]], section, cfg[section])
+
+    out["regularizers"] = {}
+    for name, params in cfg["regularizers"].items():
+        if not isinstance(params, dict):
+            raise ConfigError(f"regularizers.{name} must be a table of options (use {{}} for none)")
+        out["regularizers"][name] = _component(regs.regularizers, f"regularizers.{name}",
+                                               {"name": name, **params})
+    out["networks"] = {}
+    for role, params in cfg["networks"].items():
+        if not isinstance(params, dict):
+            raise ConfigError(f"networks.{role} must be a table with name and group")
+        params = dict(params)
+        group = params.pop("group", "generator")
+        if group not in ("generator", "discriminator"):
+            raise ConfigError(f"networks.{role}.group must be 'generator' or 'discriminator', got {group!r}")
+        out["networks"][role] = {**_component(regs.networks, f"networks.{role}", params), "group": group}
+    return out
+
+
+def split_name(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``{"name": n, **opts}`` -> ``(n, opts)``."""
+    p = dict(params)
+    return p.pop("name"), p

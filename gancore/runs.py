@@ -1,0 +1,109 @@
+"""Run folders: create one without ever overwriting, and open an existing one."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from gancore.checkpoint import list_checkpoints, load_checkpoint, load_weights, read_json
+from gancore.errors import CheckpointError, ConfigError
+from gancore.plugins import PluginManager, get_manager
+from gancore.resolve import validate
+from gancore.state import TrainState, build_state
+
+RUNS_DIR = Path("runs")
+
+
+def new_run_dir(plugin: str, out: str | None) -> Path:
+    """``out`` if given (it must not exist), else the next free ``runs/<plugin>-NNNN``."""
+    if out:
+        path = Path(out)
+        if path.exists():
+            raise ConfigError(f"run folder {str(path)!r} already exists and is never overwritten; "
+                              f"choose another --out, or continue it with --resume {path}")
+        path.mkdir(parents=True)
+        return path
+    RUNS_DIR.mkdir(exist_ok=True)
+    pattern = re.compile(rf"^{re.escape(plugin)}-(\d+)$")
+    n = max((int(m.group(1)) for p in RUNS_DIR.iterdir() if (m := pattern.match(p.name))), default=0)
+    while True:
+        n += 1
+        path = RUNS_DIR / f"{plugin}-{n:04d}"
+        try:
+            path.mkdir()  # atomic: two runs started at once cannot take the same folder
+            return path
+        except FileExistsError:
+            continue
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def write_run_files(state: TrainState) -> None:
+    assert state.run_dir is not None
+    write_json_atomic(state.run_dir / "config.json", state.config)
+    write_json_atomic(state.run_dir / "run.json", {
+        "plugin": state.config["plugin"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "data": state.data_info,
+        "latent": [s.to_json() for s in state.latent_specs],
+        "plugins": {n: i.version for n, i in state.manager.info.items()},
+    })
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "run.json").is_file()
+
+
+def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: str | None = None,
+             full: bool = False, device: str | None = None) -> TrainState:
+    """Rebuild a run from its folder and load a checkpoint (the latest unless ``checkpoint`` names one).
+
+    ``full`` restores optimizers and RNGs too (for resuming); otherwise only the weights.
+    """
+    path = Path(run)
+    if not path.is_dir():
+        raise CheckpointError(f"run {str(path)!r} does not exist (runs are folders like runs/dcgan-0001)")
+    if not is_run_dir(path):
+        raise CheckpointError(f"{str(path)!r} is not a gancore run folder (no config.json and run.json)")
+    mgr = mgr or get_manager()
+    cfg = read_json(path / "config.json", "run config")
+    meta = read_json(path / "run.json", "run description")
+    if device:
+        cfg["device"] = device
+    try:
+        cfg = validate(mgr, cfg)
+    except (ConfigError, KeyError) as e:
+        raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
+    state = build_state(mgr, cfg, data_info=meta["data"])
+    state.run_dir = path
+    ckpt = pick_checkpoint(path, checkpoint)
+    if full:
+        load_checkpoint(state, ckpt)
+    else:
+        load_weights(state, ckpt)
+        state.step = int(ckpt.name.split("-")[1])
+    for m in state.nets.named().values():
+        m.eval()
+    return state
+
+
+def pick_checkpoint(run_dir: Path, name: str | None = None) -> Path:
+    ckpts = list_checkpoints(run_dir / "checkpoints")
+    if name:
+        match = [c for c in ckpts if c.name == name or c.name == f"step-{int(name):07d}"] if name.isdigit() or \
+            name.startswith("step-") else []
+        if not match:
+            raise CheckpointError(f"checkpoint {name!r} not found in {run_dir}; have: "
+                                  f"{', '.join(c.name for c in ckpts) or 'none'}")
+        return match[0]
+    if not ckpts:
+        raise CheckpointError(f"run {str(run_dir)!r} has no complete checkpoint yet")
+    return ckpts[-1]
