@@ -9,10 +9,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from gancore.errors import GanError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _Group(TyperGroup):
+    """Turn a GanError from any command into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except GanError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="gancore: train GANs from plugins, export them to ONNX, sample anywhere.")
 
 
@@ -114,7 +127,7 @@ def export(
 
     dest = export_run(run, format_ or ["onnx"], out=out, force=force, checkpoint=checkpoint)
     card = json.loads((dest / "card.json").read_text())
-    for stem, m in card["models"].items():
+    for m in card["models"].values():
         for fmt in ("onnx", "torchscript"):
             if fmt in m:
                 diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in m[fmt]["max_abs_diff"].items())
@@ -122,20 +135,12 @@ def export(
     typer.echo(str(dest))
 
 
-@app.command()
-def install(
-    packages: Annotated[list[str], typer.Argument(help="Packages or paths, as pip takes them.")],
-    upgrade: Annotated[bool, typer.Option("-U", "--upgrade")] = False,
-    editable: Annotated[bool, typer.Option("-e", "--editable", help="Install a local path in editable mode.")]
-    = False,
-) -> None:
-    """pip install plugins into the environment gan runs in."""
-    cmd = [sys.executable, "-m", "pip", "install"]
-    if upgrade:
-        cmd.append("--upgrade")
-    if editable:
-        cmd.append("-e")
-    raise typer.Exit(subprocess.call(cmd + list(packages)))
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def install(ctx: typer.Context) -> None:
+    """pip install plugins into the environment gan runs in (all arguments go to pip install)."""
+    if not ctx.args:
+        raise GanError("name a package to install, e.g. gan install gan-plugin-foo (arguments go to pip)")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "pip", "install", *ctx.args]))
 
 
 @app.command()
@@ -159,8 +164,8 @@ def _add_plugin_commands() -> None:
 def main() -> None:
     try:
         _add_plugin_commands()
-        app(standalone_mode=True)
-    except GanError as e:
+        app()
+    except GanError as e:  # raised while loading plugins, before a command runs
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ try:
 except _md.PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+local"
 
-from gancore.plugins import hookimpl  # noqa: E402
+from gancore.plugins import hookimpl
 
 __all__ = ["__version__", "export_run", "hookimpl", "prepare", "prepare_resume", "sample", "train"]
 

@@ -19,8 +19,8 @@ def grid_array(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0
     lo, hi = value_range
     x = np.clip((images.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
     x = (x * 255.0 + 0.5).astype(np.uint8)
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
-    ncol = int(math.ceil(n / nrow))
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    ncol = math.ceil(n / nrow)
     out = np.full((pad + ncol * (h + pad), pad + nrow * (w + pad), c), 255, dtype=np.uint8)
     for i in range(n):
         r, col = divmod(i, nrow)

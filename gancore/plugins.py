@@ -108,8 +108,9 @@ class PluginManager:
                 if info.error:
                     continue
 
-                def register(comp_name: str, builder: Any, *, _plugin: str = name, **kw: Any) -> None:
-                    registry.register(comp_name, builder, plugin=_plugin, **kw)
+                def register(comp_name: str, builder: Any, *, _plugin: str = name, _reg: Any = registry,
+                             **kw: Any) -> None:
+                    _reg.register(comp_name, builder, plugin=_plugin, **kw)
 
                 try:
                     impl.function(register=register)

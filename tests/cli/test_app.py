@@ -1,0 +1,125 @@
+"""The ``gan`` command: happy paths and every bad input (one line, exit code 2, nothing lost)."""
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from gancore_cli.app import app
+
+TINY_SETS = ["--set", "data.limit=64", "--set", "generator.width=8", "--set", "discriminator.width=8",
+             "--set", "train.checkpoint_every=2", "--set", "train.sample_count=4", "--batch-size", "8"]
+
+
+def gan(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_line_error(res, pattern):
+    import re
+
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_plugins_prints_json():
+    res = gan("plugins")
+    assert res.exit_code == 0
+    plugins = {p["name"]: p for p in json.loads(res.stdout)}
+    assert plugins["dcgan"]["distribution"] == "gancore" and plugins["dcgan"]["origin"]
+    assert plugins["dcgan"]["components"]["generators"] == ["dcgan"]
+
+
+def test_train_resume_sample_export_end_to_end(tmp_path):
+    res = gan("train", "--plugin", "dcgan", "--steps", "2", "--quiet", "--out", "runs/e2e", *TINY_SETS)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip().splitlines()[-1] == "runs/e2e"
+    res = gan("train", "--resume", "runs/e2e", "--steps", "4", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "from step 2" in res.stderr
+    assert os.path.isdir("runs/e2e/checkpoints/step-0000004")
+    res = gan("sample", "runs/e2e", "-n", "4", "-o", "grid.png")
+    assert res.exit_code == 0 and "pytorch on cpu" in res.stdout
+    res = gan("export", "runs/e2e", "--format", "onnx", "--format", "torchscript")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == os.path.join("exported", "e2e")
+    res = gan("sample", "exported/e2e/generator.onnx", "-n", "4", "-o", "onnx.png")
+    assert res.exit_code == 0 and "onnxruntime on CPUExecutionProvider" in res.stdout
+    assert os.path.getsize("onnx.png") > 0
+
+
+def test_progress_lines_show_step_losses_speed_and_time_left():
+    res = gan("train", "--plugin", "dcgan", "--steps", "2", "--out", "runs/p", "--set", "train.log_every=1",
+              *TINY_SETS)
+    assert res.exit_code == 0
+    assert "step 2/2 | d_adv" in res.stderr and "img/s" in res.stderr and "left" in res.stderr
+
+
+def test_config_file(tmp_path):
+    (tmp_path / "c.toml").write_text("[train]\nsteps = 1\n[generator]\nwidth = 8\n")
+    res = gan("train", "--plugin", "dcgan", "--config", "c.toml", "--quiet", "--out", "runs/t", *TINY_SETS[:2])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads(open("runs/t/config.json").read())
+    assert cfg["train"]["steps"] == 1 and cfg["generator"]["width"] == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--plugin", "dcgn"], r"unknown plugin 'dcgn'\. Did you mean 'dcgan'\? Known plugins: .*dcgan"),
+        (["--plugin", "dcgan", "--set", "generator.depth=3"], r"unknown key 'depth'.*Valid keys: batchnorm, width"),
+        (["--plugin", "dcgan", "--set", "generator.width=wide"], r"width expects an integer, got 'wide'"),
+        (["--plugin", "dcgan", "--steps", "0"], r"train.steps must be >= 1"),
+        (["--plugin", "dcgan", "--dataset", "cifar-99"], r"unknown dataset 'cifar-99'"),
+        (["--plugin", "dcgan", "--data-dir", "missing-folder"], r"does not exist.*dataset-fashion-mnist"),
+        (["--plugin", "dcgan", "--data-dir", "."], r"FashionMNIST files not found.*apt-get install"),
+        (["--plugin", "dcgan", "--device", "cuda:0"] if not __import__("torch").cuda.is_available() else
+         ["--plugin", "dcgan", "--device", "tpu"], r"device"),
+        (["--plugin", "dcgan", "--config", "nope.toml"], r"config file 'nope.toml' does not exist"),
+        ([], r"choose what to train with --plugin"),
+        (["--resume", "runs/none"], r"not a gancore run folder"),
+    ],
+)
+def test_bad_train_input(args, pattern):
+    res = gan("train", *args, "--quiet")
+    one_line_error(res, pattern)
+    assert not os.path.exists("runs") or os.listdir("runs") == []  # nothing created
+
+
+def test_an_existing_run_folder_is_never_overwritten():
+    os.makedirs("runs/mine")
+    open("runs/mine/keep.txt", "w").write("precious")
+    res = gan("train", "--plugin", "dcgan", "--out", "runs/mine", "--quiet")
+    one_line_error(res, r"already exists and is never overwritten")
+    assert os.listdir("runs/mine") == ["keep.txt"]
+
+
+def test_a_corrupt_checkpoint(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained_run, run)
+    ckpt = sorted((run / "checkpoints").iterdir())[-1]
+    data = (ckpt / "weights.safetensors").read_bytes()
+    (ckpt / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    one_line_error(gan("train", "--resume", run, "--steps", "9"), r"corrupt or not a safetensors file")
+    one_line_error(gan("sample", run), r"corrupt")
+    one_line_error(gan("export", run), r"corrupt")
+    assert not os.path.exists("exported/copy")
+
+
+def test_an_onnx_file_that_is_not_a_gancore_generator(tmp_path):
+    (tmp_path / "x.onnx").write_bytes(b"garbage")
+    one_line_error(gan("sample", tmp_path / "x.onnx"), r"not a loadable ONNX model")
+
+
+def test_export_twice_is_refused(trained_run):
+    assert gan("export", trained_run, "--out", "e").exit_code == 0
+    one_line_error(gan("export", trained_run, "--out", "e"), r"already exists.*--force")
+
+
+def test_install_needs_a_package():
+    one_line_error(gan("install"), r"name a package")

@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny dcgan config, a trained tiny run and its export, a working folder per test."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Small enough that a run takes a second or two on 2 CPU cores, big enough to exercise every phase.
+TINY: dict[str, Any] = {
+    "train": {"steps": 6, "batch_size": 8, "log_every": 2, "sample_every": 3, "checkpoint_every": 3,
+              "sample_count": 4, "keep_checkpoints": 2},
+    "data": {"limit": 128},
+    "generator": {"width": 8},
+    "discriminator": {"width": 8},
+}
+
+
+def tiny(**over: Any) -> dict[str, Any]:
+    from gancore.config import merge
+
+    return merge(copy.deepcopy(TINY), over)
+
+
+@pytest.fixture(autouse=True)
+def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs in its own folder, so runs/ and exported/ never leak between tests."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gancore.loop import prepare, train
+
+    state = prepare("dcgan", tiny(), out=str(tmp_path_factory.mktemp("runs") / "dcgan-tiny"))
+    train(state, progress=False)
+    return state.run_dir
+
+
+@pytest.fixture(scope="session")
+def exported(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gancore.export import export_run
+
+    return export_run(trained_run, ["onnx", "torchscript"], out=tmp_path_factory.mktemp("exp") / "dcgan-tiny")
+
+
+def make_dist(root: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """Write an installed-looking distribution (dist-info + modules) under ``root``, without pip."""
+    info = root / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    eps = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[gancore]\n{eps}\n")
+    for mod, src in modules.items():
+        (root / f"{mod}.py").write_text(textwrap.dedent(src))
+
+
+@pytest.fixture
+def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A folder on sys.path where tests install fake plugin distributions; the manager is rebuilt after."""
+    from gancore.plugins import reset_manager
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    reset_manager()
+    yield site
+    for mod in [m for m in sys.modules if m.startswith("fake_")]:
+        del sys.modules[mod]
+    reset_manager()

@@ -1,0 +1,91 @@
+"""Checkpoints: atomic writes, keep-last-N, and corrupt or hostile files."""
+
+import os
+import pickle
+import shutil
+
+import pytest
+
+from gancore import checkpoint
+from gancore.checkpoint import list_checkpoints, save_checkpoint
+from gancore.errors import CheckpointError
+from gancore.loop import prepare, prepare_resume, train
+from gancore.runs import open_run
+from tests.conftest import tiny
+
+
+@pytest.fixture
+def run():
+    return train(prepare("dcgan", tiny(), out="runs/c"), progress=False)
+
+
+def test_keeps_only_the_newest_n(run):
+    for step in (7, 8, 9):
+        run.step = step
+        save_checkpoint(run, run.run_dir / "checkpoints", keep=2)
+    assert [p.name for p in list_checkpoints(run.run_dir / "checkpoints")] == ["step-0000008", "step-0000009"]
+
+
+def test_a_crash_mid_write_leaves_the_previous_checkpoint_and_no_debris(run, monkeypatch):
+    root = run.run_dir / "checkpoints"
+    before = {p.name: sorted(f.name for f in p.iterdir()) for p in list_checkpoints(root)}
+
+    def dies(tensors, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", dies)
+    run.step = 7
+    with pytest.raises(CheckpointError, match="No space left on device.*previous checkpoint is intact"):
+        save_checkpoint(run, root, keep=3)
+    assert {p.name: sorted(f.name for f in p.iterdir()) for p in list_checkpoints(root)} == before
+    assert sorted(os.listdir(root)) == sorted(before)  # no temporary folder left behind
+
+
+def test_a_temporary_folder_is_never_taken_for_a_checkpoint(run):
+    root = run.run_dir / "checkpoints"
+    shutil.copytree(root / "step-0000006", root / ".tmp-step-0000009-123")
+    assert list_checkpoints(root)[-1].name == "step-0000006"
+
+
+def test_a_truncated_checkpoint_is_a_clear_error(run):
+    weights = run.run_dir / "checkpoints" / "step-0000006" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt or not a safetensors file"):
+        open_run(run.run_dir)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        prepare_resume(run.run_dir, steps=10)
+
+
+def test_corrupt_state_json(run):
+    (run.run_dir / "checkpoints" / "step-0000006" / "state.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not JSON"):
+        prepare_resume(run.run_dir, steps=10)
+
+
+class Payload:
+    def __reduce__(self):
+        return (open, ("PWNED", "w"))
+
+
+def test_a_pickle_disguised_as_a_checkpoint_is_never_executed(run):
+    ckpt = run.run_dir / "checkpoints" / "step-0000006"
+    for name in ("weights.safetensors", "training.safetensors"):
+        (ckpt / name).write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError):
+        prepare_resume(run.run_dir, steps=10)
+    with pytest.raises(CheckpointError):
+        open_run(run.run_dir)
+    assert not os.path.exists("PWNED")
+
+
+def test_weights_of_another_architecture_are_refused(run):
+    import json
+
+    cfg_path = run.run_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["generator"]["width"] = 16
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="does not fit this run's generator"):
+        open_run(run.run_dir)

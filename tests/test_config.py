@@ -1,0 +1,78 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gancore.config import parse_sets, parse_value
+from gancore.errors import ConfigError, PluginError
+from gancore.plugins import get_manager
+from gancore.resolve import resolve_config
+
+
+def test_parse_value_reads_toml_literals_and_falls_back_to_strings():
+    assert parse_value("64") == 64
+    assert parse_value("0.5") == 0.5
+    assert parse_value("true") is True
+    assert parse_value("[1, 2]") == [1, 2]
+    assert parse_value("fashion-mnist") == "fashion-mnist"
+
+
+def test_parse_sets_nests_dotted_keys():
+    assert parse_sets(["generator.width=64", "seed=3", "train.lr_g=1e-3"]) == {
+        "generator": {"width": 64}, "seed": 3, "train": {"lr_g": 1e-3}}
+
+
+def test_parse_sets_needs_key_equals_value():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_sets(["generator.width"])
+
+
+@given(st.lists(st.text(min_size=0, max_size=30), max_size=5))
+def test_parse_sets_never_crashes_with_anything_but_config_error(pairs):
+    try:
+        parse_sets(pairs)
+    except ConfigError:
+        pass
+
+
+def test_recipe_defaults_fill_every_component_option():
+    cfg = resolve_config(get_manager(), "dcgan")
+    assert cfg["generator"] == {"name": "dcgan", "width": 32, "batchnorm": True}
+    assert cfg["loss"]["name"] == "nonsaturating"
+    assert cfg["train"]["beta1"] == 0.5 and cfg["train"]["d_steps"] == 1
+    assert cfg["data"]["name"] == "fashion-mnist"
+
+
+def test_layers_apply_in_order():
+    cfg = resolve_config(get_manager(), "dcgan", {"generator": {"width": 16}}, {"generator": {"width": 24}})
+    assert cfg["generator"]["width"] == 24
+
+
+def test_switching_a_component_drops_the_old_options():
+    cfg = resolve_config(get_manager(), "dcgan", {"loss": {"name": "hinge"}})
+    assert cfg["loss"] == {"name": "hinge"}
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ({"generatr": {}}, r"unknown config key 'generatr'.*Did you mean 'generator'"),
+        ({"generator": {"depth": 3}}, r"unknown key 'depth' for generator 'dcgan'.*Valid keys: batchnorm, width"),
+        ({"generator": {"width": "x"}}, r"width expects an integer"),
+        ({"train": {"steps": 0}}, r"train.steps must be >= 1"),
+        ({"train": {"lr_g": 5.0}}, r"lr_g must be in \(0, 1\)"),
+        ({"seed": "abc"}, r"seed expects an integer"),
+        ({"data": {"colour": 1}}, r"unknown key 'colour'.*core data keys"),
+        ({"loss": {"real_label": 0.2}}, r"real_label must be in \(0.5, 1\]"),
+        ({"train": 3}, r"is a section"),
+    ],
+)
+def test_bad_config_is_refused_with_a_clear_message(layer, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(get_manager(), "dcgan", layer)
+
+
+def test_unknown_component_and_plugin():
+    with pytest.raises(PluginError, match=r"unknown generator 'dcgam'.*Did you mean 'dcgan'"):
+        resolve_config(get_manager(), "dcgan", {"generator": {"name": "dcgam"}})
+    with pytest.raises(PluginError, match=r"unknown plugin 'dcgn'.*Did you mean 'dcgan'.*Known plugins: .*dcgan"):
+        resolve_config(get_manager(), "dcgn")

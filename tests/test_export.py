@@ -1,0 +1,126 @@
+"""Export: ONNX with metadata and parity, TorchScript without warnings, nothing left behind on failure."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from gancore import export as export_mod
+from gancore.deploy import OnnxModel
+from gancore.errors import ExportError
+from gancore.export import export_run
+from gancore.runs import open_run
+
+
+def test_export_writes_onnx_torchscript_and_card(exported):
+    assert sorted(os.listdir(exported)) == ["card.json", "generator.onnx", "generator.torchscript.pt"]
+    card = json.loads((exported / "card.json").read_text())
+    g = card["models"]["generator"]
+    assert card["plugin"] == "dcgan" and card["step"] == 6
+    assert g["inputs"][0] == {"name": "noise", "shape": [100], "dtype": "float32", "distribution": "normal"}
+    assert g["output"]["value_range"] == [-1.0, 1.0] and g["output"]["layout"] == "NCHW"
+    assert set(g["onnx"]["max_abs_diff"]) == {"1", "5"}
+    assert max(g["onnx"]["max_abs_diff"].values()) <= 1e-4
+
+
+def test_onnx_has_named_inputs_a_dynamic_batch_and_metadata(exported):
+    model = onnx.load(str(exported / "generator.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    (inp,) = model.graph.input
+    assert inp.name == "noise"
+    assert inp.type.tensor_type.shape.dim[0].dim_param  # symbolic batch
+    assert [o.name for o in model.graph.output] == ["images"]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["gancore.plugin"]) == "dcgan"
+    assert json.loads(meta["gancore.kind"]) == "generator"
+    assert json.loads(meta["gancore.output"])["shape"] == [1, 28, 28]
+    assert len(model.graph.initializer) > 0 and not any(
+        t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)  # one file
+
+
+@pytest.mark.parametrize("n", [1, 3, 64])
+def test_onnxruntime_matches_pytorch_at_any_batch(exported, trained_run, n):
+    model = OnnxModel(exported / "generator.onnx")
+    feeds = model.draw(n, seed=n)
+    state = open_run(trained_run, device="cpu")
+    with torch.no_grad():
+        ref = state.nets.generator(noise=torch.from_numpy(feeds["noise"])).numpy()
+    got = model.run(feeds)[0]
+    assert got.shape == (n, 1, 28, 28)
+    assert np.abs(got - ref).max() <= 1e-4
+
+
+def test_torchscript_loads_and_matches(exported, trained_run):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ts = torch.jit.load(str(exported / "generator.torchscript.pt"))
+    z = torch.randn(4, 100)
+    state = open_run(trained_run, device="cpu")
+    with torch.no_grad():
+        assert torch.allclose(ts(z), state.nets.generator(noise=z), atol=1e-5)
+
+
+def test_export_leaks_no_warnings(trained_run, tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_run(trained_run, ["onnx", "torchscript"], out=tmp_path / "e")
+    assert [str(w.message) for w in caught] == []
+
+
+def test_a_parity_failure_leaves_nothing_behind(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "TOLERANCE", -1.0)
+    with pytest.raises(ExportError, match="disagree.*nothing was exported"):
+        export_run(trained_run, ["onnx"], out=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
+
+
+def test_an_existing_export_is_not_overwritten(trained_run, tmp_path):
+    dest = export_run(trained_run, ["onnx"], out=tmp_path / "e")
+    stamp = (dest / "generator.onnx").stat().st_mtime_ns
+    with pytest.raises(ExportError, match="already exists.*--force"):
+        export_run(trained_run, ["onnx"], out=dest)
+    assert (dest / "generator.onnx").stat().st_mtime_ns == stamp
+    export_run(trained_run, ["torchscript"], out=dest, force=True)
+    assert sorted(os.listdir(dest)) == ["card.json", "generator.torchscript.pt"]
+
+
+def test_unknown_format(trained_run):
+    with pytest.raises(ExportError, match="unknown export format pt3"):
+        export_run(trained_run, ["pt3"])
+
+
+def test_an_onnx_file_that_is_not_a_gancore_generator(tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9),
+              tmp_path / "other.onnx")
+    with pytest.raises(ExportError, match="not a gancore export"):
+        OnnxModel(tmp_path / "other.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"\x00not a model")
+    with pytest.raises(ExportError, match="not a loadable ONNX model"):
+        OnnxModel(tmp_path / "junk.onnx")
+
+
+def test_inputs_are_checked_against_the_metadata(exported):
+    model = OnnxModel(exported / "generator.onnx")
+    with pytest.raises(ExportError, match=r"must have shape \(batch, 100\)"):
+        model.run({"noise": np.zeros((2, 99), np.float32)})
+    with pytest.raises(ExportError, match="must be float32"):
+        model.run({"noise": np.zeros((2, 100), np.float64)})
+    with pytest.raises(ExportError, match="exactly"):
+        model.run({"z": np.zeros((2, 100), np.float32)})
+
+
+def test_categorical_inputs_out_of_range_are_refused(exported):
+    model = OnnxModel(exported / "generator.onnx")
+    model.inputs = [{"name": "noise", "shape": [1], "dtype": "int64", "distribution": "categorical", "classes": 10}]
+    with pytest.raises(ExportError, match=r"category outside \[0, 10\)"):
+        model.check({"noise": np.array([[3], [10]], dtype=np.int64)})

@@ -1,0 +1,110 @@
+"""The training loop: run folder, determinism, k D steps, exact resume."""
+
+import json
+
+import pytest
+import torch
+
+from gancore.checkpoint import list_checkpoints
+from gancore.loop import prepare, prepare_resume, train
+from tests.conftest import tiny
+
+
+def losses(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_writes_config_log_samples_and_checkpoints():
+    state = train(prepare("dcgan", tiny(), out="runs/a"), progress=False)
+    run = state.run_dir
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["plugin"] == "dcgan" and cfg["generator"]["width"] == 8
+    log = losses(run)
+    assert [line["step"] for line in log] == [2, 4, 6]
+    assert all({"d_adv", "g_adv", "images_per_s", "time_s"} <= set(line) for line in log)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000003.png", "step-0000006.png"]
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-0000003", "step-0000006"]
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["latent"] == [{"name": "noise", "shape": [100], "dtype": "float32", "distribution": "normal"}]
+
+
+def test_same_seed_same_losses_other_seed_other_losses():
+    a = losses(train(prepare("dcgan", tiny(seed=1), out="runs/a"), progress=False).run_dir)
+    b = losses(train(prepare("dcgan", tiny(seed=1), out="runs/b"), progress=False).run_dir)
+    c = losses(train(prepare("dcgan", tiny(seed=2), out="runs/c"), progress=False).run_dir)
+    key = [(x["d_adv"], x["g_adv"]) for x in a]
+    assert key == [(x["d_adv"], x["g_adv"]) for x in b]
+    assert key != [(x["d_adv"], x["g_adv"]) for x in c]
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_k_discriminator_steps_per_generator_step(k):
+    state = train(prepare("dcgan", tiny(train={"d_steps": k}), out=f"runs/k{k}"), progress=False)
+    d_steps = {int(s["step"]) for s in state.opt_d.state_dict()["state"].values()}
+    g_steps = {int(s["step"]) for s in state.opt_g.state_dict()["state"].values()}
+    assert d_steps == {6 * k} and g_steps == {6}
+    assert all(p.requires_grad for p in state.nets.discriminator.parameters())  # unfrozen after each G step
+
+
+def test_the_generator_step_leaves_discriminator_weights_alone():
+    state = prepare("dcgan", tiny(train={"steps": 1}), out="runs/g")
+    before = {k: v.clone() for k, v in state.nets.discriminator.state_dict().items()}
+    d_step = state.opt_d.step
+    calls = []
+    state.opt_d.step = lambda *a, **kw: (calls.append(1), d_step(*a, **kw))[1]
+    train(state, progress=False)
+    after = state.nets.discriminator.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(calls) == 1 and changed  # D moved by its own step only
+
+
+def test_resume_reproduces_the_uninterrupted_run_exactly():
+    full = losses(train(prepare("dcgan", tiny(train={"steps": 8, "checkpoint_every": 4}), out="runs/full"),
+                        progress=False).run_dir)
+    first = train(prepare("dcgan", tiny(train={"steps": 4, "checkpoint_every": 4}), out="runs/part"),
+                  progress=False)
+    resumed = prepare_resume(first.run_dir, steps=8)
+    assert resumed.step == 4
+    train(resumed, progress=False)
+    assert losses(first.run_dir) == [{**x, "images_per_s": y["images_per_s"], "time_s": y["time_s"]}
+                                     for x, y in zip(full, losses(first.run_dir), strict=True)]
+
+
+def test_resume_drops_log_lines_written_after_the_checkpoint():
+    state = train(prepare("dcgan", tiny(train={"steps": 4, "checkpoint_every": 2, "log_every": 1}), out="runs/r"),
+                  progress=False)
+    # Pretend the process died after logging step 4 but before its checkpoint landed.
+    import shutil
+
+    shutil.rmtree(state.run_dir / "checkpoints" / "step-0000004")
+    resumed = prepare_resume(state.run_dir)
+    assert resumed.step == 2
+    assert [x["step"] for x in losses(state.run_dir)] == [1, 2]
+
+
+def test_the_loop_calls_the_phase_hooks(monkeypatch):
+    from gancore.plugins import build_manager, hookimpl
+
+    seen = []
+
+    class Spy:
+        @hookimpl
+        def gan_train_start(self, state):
+            seen.append(("start", state.step))
+
+        @hookimpl
+        def gan_train_log(self, state, metrics):
+            seen.append(("log", metrics["step"]))
+
+        @hookimpl
+        def gan_train_checkpoint(self, state, path):
+            seen.append(("ckpt", path.name))
+
+        @hookimpl
+        def gan_train_end(self, state):
+            seen.append(("end", state.step))
+
+    mgr = build_manager(extra=[("spy", Spy())])
+    train(prepare("dcgan", tiny(), out="runs/h", mgr=mgr), progress=False)
+    assert seen == [("start", 0), ("log", 2), ("ckpt", "step-0000003"), ("log", 4), ("log", 6),
+                    ("ckpt", "step-0000006"), ("end", 6)]

@@ -1,0 +1,96 @@
+"""Plugin loading: entry points, the environment switches, broken and duplicate plugins."""
+
+import json
+
+import pytest
+
+from gancore.plugins import build_manager, get_manager
+from tests.conftest import make_dist
+from tests.fake_plugins import BROKEN_IMPORT, DUPLICATE_LOSS, GOOD, RAISES_IN_REGISTER
+
+
+def test_builtin_dcgan_comes_from_the_entry_point_group():
+    mgr = build_manager()
+    info = mgr.info["dcgan"]
+    assert info.entry_point == "gancore_plugins.dcgan"
+    assert info.distribution == "gancore" and info.version
+    assert info.origin.endswith("dcgan/__init__.py")
+    assert info.components["generators"] == ["dcgan"] and info.components["recipes"] == ["dcgan"]
+    assert mgr.registries.generators.get("dcgan").plugin == "dcgan"
+
+
+def test_core_components_are_registered_under_gancore():
+    mgr = build_manager()
+    assert set(mgr.info["gancore"].components["losses"]) >= {"nonsaturating", "minimax", "hinge"}
+    assert mgr.registries.datasets.get("fashion-mnist").plugin == "gancore"
+
+
+def test_autoload_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("GANCORE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    mgr = build_manager()
+    assert "dcgan" not in mgr.info and "dcgan" not in mgr.registries.generators
+    assert "nonsaturating" in mgr.registries.losses  # the core's own components stay
+
+
+def test_allow_list_restricts_loading(fake_site, monkeypatch):
+    make_dist(fake_site, "fake-good", {"good": "fake_good"}, {"fake_good": GOOD})
+    monkeypatch.setenv("GANCORE_PLUGINS", "good")
+    mgr = build_manager()
+    assert "good" in mgr.info and "dcgan" not in mgr.info
+    monkeypatch.setenv("GANCORE_PLUGINS", "dcgan")
+    mgr = build_manager()
+    assert "good" not in mgr.info and "dcgan" in mgr.info
+
+
+def test_a_plugin_that_fails_to_import_is_named_and_the_rest_work(fake_site, capsys):
+    make_dist(fake_site, "fake-broken", {"broken": "fake_broken"}, {"fake_broken": BROKEN_IMPORT})
+    make_dist(fake_site, "fake-good", {"good": "fake_good"}, {"fake_good": GOOD})
+    mgr = build_manager()
+    assert "plugin 'broken'" in capsys.readouterr().err
+    assert "needs a library" in mgr.info["broken"].error
+    assert mgr.info["broken"].distribution == "fake-broken"
+    assert "scaled-wasserstein" in mgr.registries.losses and "dcgan" in mgr.registries.generators
+
+
+def test_a_plugin_that_raises_while_registering_is_reported(fake_site, capsys):
+    make_dist(fake_site, "fake-raises", {"raises": "fake_raises"}, {"fake_raises": RAISES_IN_REGISTER})
+    mgr = build_manager()
+    assert "boom while registering" in mgr.info["raises"].error
+    assert "plugin 'raises' failed in gan_register_losses" in capsys.readouterr().err
+    assert "dcgan" in mgr.registries.generators
+
+
+def test_a_duplicate_component_names_both_plugins(fake_site):
+    make_dist(fake_site, "fake-dup", {"dup": "fake_dup"}, {"fake_dup": DUPLICATE_LOSS})
+    mgr = build_manager()
+    assert "by plugin 'gancore' and by plugin 'dup'" in mgr.info["dup"].error
+    assert mgr.registries.losses.get("nonsaturating").plugin == "gancore"  # the first one stays
+
+
+def test_report_is_json_serialisable_and_lists_components():
+    report = get_manager().report()
+    json.dumps(report)
+    dcgan = next(p for p in report if p["name"] == "dcgan")
+    assert dcgan["components"] == {"generators": ["dcgan"], "discriminators": ["dcgan"], "recipes": ["dcgan"]}
+
+
+def test_hookspecs_are_prefixed_typed_and_documented():
+    import inspect
+
+    from gancore import hookspecs
+
+    specs = [f for n, f in vars(hookspecs).items() if n.startswith("gan_")]
+    assert len(specs) >= 14
+    for f in specs:
+        sig = inspect.signature(f)
+        assert f.__doc__ and ":param" in f.__doc__, f.__name__
+        assert all(p.annotation is not inspect.Parameter.empty for p in sig.parameters.values()), f.__name__
+        assert sig.return_annotation is not inspect.Signature.empty, f.__name__
+
+
+@pytest.mark.parametrize("kind", ["generators", "discriminators", "networks", "losses", "regularizers",
+                                  "samplers", "datasets", "metrics", "recipes", "commands"])
+def test_every_registry_has_a_registration_hook(kind):
+    from gancore import hookspecs
+
+    assert hasattr(hookspecs, f"gan_register_{kind}")

@@ -1,0 +1,65 @@
+from dataclasses import dataclass
+
+import pytest
+
+from gancore.errors import ConfigError, PluginError
+from gancore.registry import Registry
+
+
+@dataclass(kw_only=True)
+class Cfg:
+    width: int = 8
+    rate: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ValueError("width must be >= 1")
+
+
+def build(cfg: Cfg, **ctx):
+    return ("built", cfg, ctx)
+
+
+def test_lists_sorted_names_and_builds_from_typed_config():
+    reg = Registry("generators")
+    reg.register("b", build, config=Cfg, plugin="p1")
+    reg.register("a", build, config=Cfg, plugin="p1")
+    assert reg.list() == ["a", "b"]
+    _, cfg, ctx = reg.build("a", {"width": 3, "rate": 1}, extra=1)
+    assert cfg == Cfg(width=3, rate=1.0) and isinstance(cfg.rate, float) and ctx == {"extra": 1}
+
+
+def test_duplicate_names_both_plugins():
+    reg = Registry("losses")
+    reg.register("ns", build, plugin="first")
+    with pytest.raises(PluginError, match=r"'ns' is registered twice: by plugin 'first' and by plugin 'second'"):
+        reg.register("ns", build, plugin="second")
+
+
+def test_unknown_name_suggests_closest_and_lists_known():
+    reg = Registry("losses")
+    reg.register("nonsaturating", build, plugin="p")
+    with pytest.raises(PluginError, match=r"Did you mean 'nonsaturating'\? Known losses: nonsaturating"):
+        reg.get("nonsaturatin")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"widht": 2}, r"unknown key 'widht'.*Did you mean 'width'.*Valid keys: rate, width"),
+        ({"width": "wide"}, r"width expects an integer, got 'wide'"),
+        ({"width": 2.5}, r"width expects an integer"),
+        ({"rate": True}, r"rate expects a number"),
+        ({"width": 0}, r"width must be >= 1"),
+    ],
+)
+def test_bad_params_are_refused(params, message):
+    reg = Registry("generators")
+    reg.register("g", build, config=Cfg, plugin="p")
+    with pytest.raises(ConfigError, match=message):
+        reg.build("g", params)
+
+
+def test_config_must_be_a_dataclass():
+    with pytest.raises(PluginError, match="must be a dataclass"):
+        Registry("losses").register("x", build, config=dict, plugin="p")

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from gancore.errors import ExportError
+from gancore.images import grid_array
+from gancore.sampling import sample
+
+
+def test_sample_from_a_run_with_pytorch(trained_run, tmp_path):
+    res = sample(trained_run, n=10, out=tmp_path / "g.png", seed=3)
+    assert res.backend == "pytorch" and res.samples.shape == (10, 1, 28, 28)
+    img = Image.open(tmp_path / "g.png")
+    assert img.size == (2 + 4 * 30, 2 + 3 * 30)  # 4 columns, 3 rows, 2-px gutters
+
+
+def test_sample_from_onnx_reports_the_provider(exported, tmp_path):
+    res = sample(exported / "generator.onnx", n=8, out=tmp_path / "o.png")
+    assert res.backend == "onnxruntime" and res.device == "CPUExecutionProvider"
+    assert (tmp_path / "o.png").exists()
+
+
+def test_same_seed_same_samples(trained_run):
+    a = sample(trained_run, n=4, seed=1).samples
+    assert np.array_equal(a, sample(trained_run, n=4, seed=1).samples)
+    assert not np.array_equal(a, sample(trained_run, n=4, seed=2).samples)
+
+
+def test_bad_n(trained_run):
+    with pytest.raises(ExportError, match="-n must be >= 1"):
+        sample(trained_run, n=0)
+
+
+def test_grid_maps_value_range_to_bytes():
+    imgs = np.array([[[[-1.0, 1.0]]], [[[0.0, 0.0]]]], dtype=np.float32)  # 2 images of 1x1x2
+    g = grid_array(imgs, (-1.0, 1.0), nrow=2, pad=0)
+    assert g.tolist() == [[0, 255, 128, 128]]
