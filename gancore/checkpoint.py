@@ -167,11 +167,17 @@ def load_weights(state: TrainState, ckpt: Path) -> None:
 def _load_optimizer(opt: torch.optim.Optimizer, prefix: str, meta: dict[str, Any], tensors: dict[str, Tensor],
                     device: torch.device) -> None:
     state: dict[int, dict[str, Any]] = {}
+    params = [p for g in opt.param_groups for p in g["params"]]
     for key, v in tensors.items():
         if key.startswith(prefix + ".state."):
             idx, name = key[len(prefix) + 7:].split(".", 1)
-            # Adam keeps "step" on the CPU unless capturable; other tensors live with the params.
-            state.setdefault(int(idx), {})[name] = v if name == "step" else v.to(device)
+            p = params[int(idx)] if int(idx) < len(params) else None
+            if p is not None and v.shape == p.shape:
+                # Same strides as the parameter (channels_last): fused optimizers walk memory, not indices.
+                v = torch.empty_like(p).copy_(v)
+            elif name != "step":  # Adam keeps "step" on the CPU unless capturable
+                v = v.to(device)
+            state.setdefault(int(idx), {})[name] = v
     for key, v in meta["scalars"].items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = v

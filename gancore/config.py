@@ -47,6 +47,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     sample_count: int = 64
+    channels_last: bool = True  # NHWC image tensors: faster (transposed) convolutions in oneDNN and cuDNN
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "checkpoint_every",

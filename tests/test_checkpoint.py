@@ -37,7 +37,7 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_and_no_debris(run, mon
 
     monkeypatch.setattr(checkpoint, "save_file", dies)
     run.step = 7
-    with pytest.raises(CheckpointError, match="No space left on device.*previous checkpoint is intact"):
+    with pytest.raises(CheckpointError, match=r"No space left on device.*previous checkpoint is intact"):
         save_checkpoint(run, root, keep=3)
     assert {p.name: sorted(f.name for f in p.iterdir()) for p in list_checkpoints(root)} == before
     assert sorted(os.listdir(root)) == sorted(before)  # no temporary folder left behind

@@ -73,7 +73,7 @@ def test_export_leaks_no_warnings(trained_run, tmp_path):
 
 def test_a_parity_failure_leaves_nothing_behind(trained_run, tmp_path, monkeypatch):
     monkeypatch.setattr(export_mod, "TOLERANCE", -1.0)
-    with pytest.raises(ExportError, match="disagree.*nothing was exported"):
+    with pytest.raises(ExportError, match=r"disagree.*nothing was exported"):
         export_run(trained_run, ["onnx"], out=tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
     assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
@@ -82,7 +82,7 @@ def test_a_parity_failure_leaves_nothing_behind(trained_run, tmp_path, monkeypat
 def test_an_existing_export_is_not_overwritten(trained_run, tmp_path):
     dest = export_run(trained_run, ["onnx"], out=tmp_path / "e")
     stamp = (dest / "generator.onnx").stat().st_mtime_ns
-    with pytest.raises(ExportError, match="already exists.*--force"):
+    with pytest.raises(ExportError, match=r"already exists.*--force"):
         export_run(trained_run, ["onnx"], out=dest)
     assert (dest / "generator.onnx").stat().st_mtime_ns == stamp
     export_run(trained_run, ["torchscript"], out=dest, force=True)

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -62,7 +63,7 @@ def test_config_file(tmp_path):
     (tmp_path / "c.toml").write_text("[train]\nsteps = 1\n[generator]\nwidth = 8\n")
     res = gan("train", "--plugin", "dcgan", "--config", "c.toml", "--quiet", "--out", "runs/t", *TINY_SETS[:2])
     assert res.exit_code == 0, res.output
-    cfg = json.loads(open("runs/t/config.json").read())
+    cfg = json.loads(Path("runs/t/config.json").read_text())
     assert cfg["train"]["steps"] == 1 and cfg["generator"]["width"] == 8
 
 
@@ -91,7 +92,7 @@ def test_bad_train_input(args, pattern):
 
 def test_an_existing_run_folder_is_never_overwritten():
     os.makedirs("runs/mine")
-    open("runs/mine/keep.txt", "w").write("precious")
+    Path("runs/mine/keep.txt").write_text("precious")
     res = gan("train", "--plugin", "dcgan", "--out", "runs/mine", "--quiet")
     one_line_error(res, r"already exists and is never overwritten")
     assert os.listdir("runs/mine") == ["keep.txt"]

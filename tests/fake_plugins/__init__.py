@@ -44,3 +44,15 @@ class Scaled(LogitLoss):
 def gan_register_losses(register):
     register("scaled-wasserstein", Scaled, config=Cfg)
 """
+
+COMMAND = """
+from gancore import hookimpl
+
+def hello(name: str = "world"):
+    '''Say hello from a plugin command.'''
+    print(f"hello {name} from a plugin")
+
+@hookimpl
+def gan_register_commands(register):
+    register("hello", hello)
+"""

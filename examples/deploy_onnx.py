@@ -1,0 +1,26 @@
+"""Sample from an exported gancore generator with onnxruntime and numpy alone: python deploy_onnx.py MODEL N OUT.pgm"""
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+path, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sess = ort.InferenceSession(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+meta = {k[8:]: json.loads(v) for k, v in sess.get_modelmeta().custom_metadata_map.items() if k.startswith("gancore.")}
+rng, feeds = np.random.default_rng(0), {}
+for spec in meta["inputs"]:  # every input's shape and distribution is in the model
+    shape = (n, *spec["shape"])
+    if spec["distribution"] == "normal":
+        feeds[spec["name"]] = rng.standard_normal(shape, dtype=np.float32)
+    elif spec["distribution"] == "uniform":
+        feeds[spec["name"]] = rng.uniform(spec["low"], spec["high"], shape).astype(np.float32)
+    else:
+        feeds[spec["name"]] = rng.integers(0, spec["classes"], shape, dtype=np.int64)
+images = sess.run(None, feeds)[0]  # N x C x H x W in meta["output"]["value_range"]
+lo, hi = meta["output"]["value_range"]
+pixels = ((images[:, 0] - lo) / (hi - lo) * 255).clip(0, 255).astype(np.uint8)  # first channel, greyscale
+strip = np.concatenate(list(pixels), axis=1)  # N images side by side
+with open(out, "wb") as f:
+    f.write(b"P5 %d %d 255\n" % (strip.shape[1], strip.shape[0]) + strip.tobytes())
+print(f"{n} samples from {meta['plugin']} on {sess.get_providers()[0]} -> {out}")

@@ -1,0 +1,38 @@
+"""Deployment needs onnxruntime and numpy only: the example script runs with torch and gancore unimportable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import make_dist
+from tests.fake_plugins import COMMAND
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GUARD = """
+import runpy, sys
+sys.modules["torch"] = None          # any import of torch now fails
+sys.modules["gancore"] = None
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_the_deployment_example_runs_without_torch_or_gancore(exported, tmp_path):
+    out = tmp_path / "strip.pgm"
+    res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"),
+                          str(exported / "generator.onnx"), "5", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "5 samples from dcgan on" in res.stdout
+    header = out.read_bytes()[:16]
+    assert header.startswith(b"P5 140 28 255\n")  # 5 images of 28 px side by side
+
+
+def test_a_plugin_can_add_a_gan_subcommand(tmp_path):
+    make_dist(tmp_path, "fake-cmd", {"cmd": "fake_cmd"}, {"fake_cmd": COMMAND})
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-m", "gancore_cli", "hello", "--name", "gan"], capture_output=True,
+                         text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "hello gan from a plugin"
