@@ -26,6 +26,16 @@ from gancore.loop import prepare, train
 from gancore.runs import open_run
 
 
+def quiet_session(path: Path):
+    """An onnxruntime CPU session whose idle threads do not spin: spinning threads would steal the cores
+    from the PyTorch calls timed right after them and flatter onnxruntime."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
@@ -53,7 +63,7 @@ def main() -> None:
         for n in args.batches:
             z = np.random.default_rng(0).standard_normal((n, 100), dtype=np.float32)
             zt = torch.from_numpy(z)
-            sess = onnx_model.session
+            sess = quiet_session(dest / "generator.onnx")
             with torch.inference_mode():
                 fns = {
                     "eager": lambda zt=zt: g(noise=zt),

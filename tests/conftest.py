@@ -14,6 +14,7 @@ import pytest
 TINY: dict[str, Any] = {
     "train": {"steps": 6, "batch_size": 8, "log_every": 2, "sample_every": 3, "checkpoint_every": 3,
               "sample_count": 4, "keep_checkpoints": 2},
+    "device": "cpu",  # CPU keeps these tests deterministic; tests/test_cuda.py covers the GPU
     "data": {"limit": 128},
     "generator": {"width": 8},
     "discriminator": {"width": 8},
