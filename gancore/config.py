@@ -24,7 +24,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +48,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     sample_count: int = 64
     channels_last: bool = True  # NHWC image tensors: faster (transposed) convolutions in oneDNN and cuDNN
+    on_nan: Literal["stop", "rollback"] = "stop"  # rollback: reload the last good checkpoint, lower the LR
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "checkpoint_every",
@@ -57,6 +60,10 @@ class TrainConfig:
         for name in ("lr_g", "lr_d"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be in (0, 1), got {getattr(self, name)}")
+        if not 0 < self.rollback_lr_factor < 1:
+            raise ValueError(f"train.rollback_lr_factor must be in (0, 1), got {self.rollback_lr_factor}")
+        if self.max_rollbacks < 0:
+            raise ValueError(f"train.max_rollbacks must be >= 0, got {self.max_rollbacks}")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
@@ -156,7 +163,6 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arm in typing.get_args(tp):
             if arm is type(None):
                 if value is None:
@@ -164,8 +170,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
                 continue
             try:
                 return coerce(value, arm, where)
-            except ConfigError as e:
-                errors.append(e)
+            except ConfigError:
+                continue
         raise ConfigError(f"{where} expects {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value not in typing.get_args(tp):
@@ -227,21 +233,3 @@ def coerce_params(cfg_type: type, params: Mapping[str, Any], *, where: str) -> d
     return out
 
 
-def as_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
-
-
-__all__ = [
-    "COMPONENT_SECTIONS",
-    "SECTIONS",
-    "DataConfig",
-    "TrainConfig",
-    "coerce",
-    "coerce_params",
-    "default_config",
-    "field",
-    "load_toml",
-    "merge",
-    "parse_sets",
-    "parse_value",
-]

@@ -17,15 +17,26 @@ from gancore.errors import ExportError
 META_PREFIX = "gancore."
 
 
+def _has_driver() -> bool:
+    """Whether the NVIDIA driver library loads: without it onnxruntime-gpu can only run on CPU."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
 def session(path: str | Path, device: str = "auto") -> Any:
     """An onnxruntime session on CUDA when it really works here, else on CPU."""
     import onnxruntime as ort
 
     providers = ["CPUExecutionProvider"]
-    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers() and _has_driver():
         providers.insert(0, "CUDAExecutionProvider")
-    # A CUDA build without a GPU logs a failed provider load in red; we report the real provider instead.
-    ort.set_default_logger_severity(3)
+    # A provider that fails to start is logged in red as an error; we report the provider really used instead.
+    ort.set_default_logger_severity(4)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:

@@ -8,7 +8,6 @@ synchronised with the host except when a line is logged.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,12 @@ from torch import Tensor
 from gancore.checkpoint import list_checkpoints, load_checkpoint, read_json, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.errors import CheckpointError, ConfigError
+from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
 from gancore.images import save_grid
 from gancore.plugins import PluginManager, get_manager
+from gancore.progress import Progress
 from gancore.resolve import resolve_config, validate
-from gancore.runs import is_run_dir, new_run_dir, write_run_files
+from gancore.runs import is_run_dir, new_run_dir, pick_checkpoint, write_json_atomic, write_run_files
 from gancore.state import TrainState, build_state, load_data
 
 
@@ -41,8 +42,6 @@ def prepare(plugin: str, *layers: dict[str, Any], out: str | None = None,
 def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str | None = None,
                    device: str | None = None, mgr: PluginManager | None = None) -> TrainState:
     """Rebuild a run and restore its latest (or the named) checkpoint: weights, optimizers, RNGs, step."""
-    from gancore.runs import pick_checkpoint
-
     path = Path(run)
     if not is_run_dir(path):
         raise CheckpointError(f"{str(path)!r} is not a gancore run folder (no config.json and run.json)")
@@ -63,7 +62,7 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
                           f"pass --steps N (N > {state.step}) to train further")
     _truncate_log(path / "metrics.jsonl", state.step)
     if steps is not None:
-        (path / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        write_json_atomic(path / "config.json", cfg)
     return state
 
 
@@ -83,42 +82,6 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def _total(terms: Losses) -> Tensor:
     return torch.stack([t for t in terms.values()]).sum() if len(terms) > 1 else next(iter(terms.values()))
-
-
-class Progress:
-    """A tqdm bar on a terminal; plain log lines otherwise (CI logs, files)."""
-
-    def __init__(self, start: int, total: int, enabled: bool) -> None:
-        self.total, self.enabled = total, enabled
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
-        self.last = start
-
-    def update(self, step: int, line: dict[str, float], left_s: float) -> None:
-        if not self.enabled:
-            return
-        losses = {k: v for k, v in line.items() if k not in ("step", "time_s", "images_per_s")}
-        if self.bar is not None:
-            self.bar.update(step - self.last)
-            self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()},
-                                  "img/s": f"{line['images_per_s']:.0f}"}, refresh=False)
-        else:
-            parts = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
-            print(f"step {step}/{self.total} | {parts} | {line['images_per_s']:.0f} img/s | "
-                  f"{_fmt_time(left_s)} left", file=sys.stderr, flush=True)
-        self.last = step
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _fmt_time(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def sample_grid(state: TrainState, path: Path) -> Path | None:
@@ -152,8 +115,8 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     g_reg = [r for r in state.regularizers.values() if "generator" in r.phases]
     schedulable = [c for c in state.components() if hasattr(c, "schedule")]
     log_path = run_dir / "metrics.jsonl"
-    sums: dict[str, Tensor] = {}
-    n_logged = 0
+    window = LossWindow()
+    rollbacks = 0
     hook.gan_train_start(state=state)
     bar = Progress(state.step, total_steps, progress)
     t_start, step_start = time.perf_counter(), state.step
@@ -190,32 +153,39 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         for p in d_only:
             p.requires_grad_(True)
         state.step += 1
+        window.add(state.step, terms | g_terms)
 
-        # ------------------------------------------------------------ log (the only host sync)
-        for name, v in (terms | g_terms).items():
-            v = v.detach()
-            sums[name] = sums[name] + v if name in sums else v.clone()
-        n_logged += 1
+        # ------------------------------------------------------------ log and health check (the only host sync)
         last = state.step == total_steps
-        if state.step % cfg["log_every"] == 0 or last:
-            now = time.perf_counter()
-            line: dict[str, Any] = {"step": state.step}
-            line.update({n: float(v) / n_logged for n, v in sums.items()})
-            line["images_per_s"] = (state.step - step_last) * batch_size * k / max(now - t_last, 1e-9)
-            line["time_s"] = now - t_start
-            with open(log_path, "a") as f:
-                f.write(json.dumps(line) + "\n")
-            rate = (state.step - step_start) / max(now - t_start, 1e-9)
-            bar.update(state.step, line, (total_steps - state.step) / max(rate, 1e-9))
-            hook.gan_train_log(state=state, metrics=line)
-            sums, n_logged, t_last, step_last = {}, 0, now, state.step
+        ckpt_due = state.step % cfg["checkpoint_every"] == 0 or last
+        if state.step % cfg["log_every"] == 0 or last or ckpt_due:
+            means, problem = window.summary()
+            if problem is None and ckpt_due and (role := nonfinite_weights(nets)) is not None:
+                problem = Problem(f"{role} weights", state.step)
+            window.clear()
+            if problem is not None:
+                rollbacks += 1
+                _diverged(state, problem, rollbacks, bar)  # raises, or rolls back to the last good checkpoint
+                t_last, step_last = time.perf_counter(), state.step
+                continue
+            if state.step % cfg["log_every"] == 0 or last:
+                now = time.perf_counter()
+                line: dict[str, Any] = {"step": state.step, **means}
+                line["images_per_s"] = (state.step - step_last) * batch_size * k / max(now - t_last, 1e-9)
+                line["time_s"] = now - t_start
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(line) + "\n")
+                rate = (state.step - step_start) / max(now - t_start, 1e-9)
+                bar.update(state.step, line, (total_steps - state.step) / max(rate, 1e-9))
+                hook.gan_train_log(state=state, metrics=line)
+                t_last, step_last = now, state.step
 
         # ------------------------------------------------------------ sample grid
         if state.step % cfg["sample_every"] == 0 or last:
             sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
 
-        # ------------------------------------------------------------ checkpoint
-        if state.step % cfg["checkpoint_every"] == 0 or last:
+        # ------------------------------------------------------------ checkpoint (weights checked finite above)
+        if ckpt_due:
             path = save_checkpoint(state, run_dir / "checkpoints", cfg["keep_checkpoints"])
             hook.gan_train_checkpoint(state=state, path=path)
 
@@ -224,6 +194,29 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     return state
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = list_checkpoints(run_dir / "checkpoints")
-    return ckpts[-1] if ckpts else None
+def _diverged(state: TrainState, problem: Problem, rollbacks: int, bar: Progress) -> None:
+    """Stop with a message naming the step and the component, or roll back and lower the learning rates."""
+    cfg = state.config["train"]
+    assert state.run_dir is not None
+    ckpts = [c for c in list_checkpoints(state.run_dir / "checkpoints") if int(c.name[5:]) <= problem.step]
+    last_good = ckpts[-1] if ckpts else None
+    where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written before it"
+    msg = f"training diverged: {problem.what} became NaN or Inf at step {problem.step}; {where}"
+    if cfg["on_nan"] != "rollback":
+        raise DivergenceError(f"{msg}. Lower the learning rates (--set train.lr_d=...), or train with "
+                              f"--on-nan rollback")
+    if last_good is None or rollbacks > cfg["max_rollbacks"]:
+        why = "nothing to roll back to" if last_good is None else f"{cfg['max_rollbacks']} rollbacks did not help"
+        raise DivergenceError(f"{msg}; {why}, stopping")
+    load_checkpoint(state, last_good)
+    factor = cfg["rollback_lr_factor"] ** rollbacks  # from the configured rates, whatever the checkpoint held
+    for opt, lr in ((state.opt_g, cfg["lr_g"]), (state.opt_d, cfg["lr_d"])):
+        for group in opt.param_groups:
+            group["lr"] = lr * factor
+    _truncate_log(state.run_dir / "metrics.jsonl", state.step)
+    event = {"step": state.step, "event": "rollback", "nonfinite": problem.what, "at_step": problem.step,
+             "lr_g": state.opt_g.param_groups[0]["lr"], "lr_d": state.opt_d.param_groups[0]["lr"]}
+    with open(state.run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(event) + "\n")
+    bar.note(f"{msg}; rolled back to step {state.step} with learning rates x{factor:g} "
+             f"(rollback {rollbacks} of at most {cfg['max_rollbacks']})")

@@ -25,9 +25,16 @@ def new_run_dir(plugin: str, out: str | None) -> Path:
         if path.exists():
             raise ConfigError(f"run folder {str(path)!r} already exists and is never overwritten; "
                               f"choose another --out, or continue it with --resume {path}")
-        path.mkdir(parents=True)
+        try:
+            path.mkdir(parents=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create run folder {str(path)!r}: {e.strerror or e}; "
+                              f"choose a writable --out") from None
         return path
-    RUNS_DIR.mkdir(exist_ok=True)
+    try:
+        RUNS_DIR.mkdir(exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create {RUNS_DIR}/ here: {e.strerror or e}; choose a writable --out") from None
     pattern = re.compile(rf"^{re.escape(plugin)}-(\d+)$")
     n = max((int(m.group(1)) for p in RUNS_DIR.iterdir() if (m := pattern.match(p.name))), default=0)
     while True:
@@ -98,8 +105,8 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
 def pick_checkpoint(run_dir: Path, name: str | None = None) -> Path:
     ckpts = list_checkpoints(run_dir / "checkpoints")
     if name:
-        match = [c for c in ckpts if c.name == name or c.name == f"step-{int(name):07d}"] if name.isdigit() or \
-            name.startswith("step-") else []
+        wanted = f"step-{int(name):07d}" if name.isdigit() else name
+        match = [c for c in ckpts if c.name == wanted]
         if not match:
             raise CheckpointError(f"checkpoint {name!r} not found in {run_dir}; have: "
                                   f"{', '.join(c.name for c in ckpts) or 'none'}")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gancore.components import Batch, LatentSpec, Loss, Nets, Regularizer, Sampler, TensorData
+from gancore.components import Batch, DOut, LatentSpec, Loss, Nets, Regularizer, Sampler, TensorData
 from gancore.errors import ConfigError, DataError, GanError
 from gancore.plugins import PluginManager
 from gancore.resolve import split_name
@@ -50,7 +50,6 @@ class TrainState:
     perm: Tensor | None = None  # this epoch's order of the training examples
     cursor: int = 0
     labelled_idx: Tensor | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def latent_specs(self) -> tuple[LatentSpec, ...]:
@@ -102,6 +101,41 @@ def balanced_labels(y: Tensor, per_class: int, seed: int) -> Tensor:
     return torch.cat(picks).sort().values
 
 
+def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[str, Any],
+            device: torch.device) -> None:
+    """One forward pass of G and D on two latent draws, in eval mode and on a private RNG, so a component
+    that does not fit the data fails now, naming both shapes, rather than deep inside the first step."""
+    g, d = nets.generator, nets.discriminator
+    modes = (g.training, d.training)
+    g.eval()
+    d.eval()
+    try:
+        with torch.no_grad():
+            latent = sampler.sample(2, torch.Generator(device=device).manual_seed(0), device)
+            x = g(**latent)
+            want = (2, *data_info["shape"])
+            if data_info.get("kind") in ("image", "points") and (not isinstance(x, Tensor) or tuple(x.shape) != want):
+                got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+                raise GanError(f"generator {cfg['generator']['name']!r} returned {got}, expected {want} "
+                               f"(batch, *example shape of dataset {cfg['data']['name']!r})")
+            out = d(x)
+            if not isinstance(out, DOut):
+                raise GanError(f"discriminator {cfg['discriminator']['name']!r} returned {type(out).__name__}, "
+                               f"expected gancore.components.DOut")
+            if out.logits.ndim not in (1, 2) or out.logits.shape[0] != 2:
+                raise GanError(f"discriminator {cfg['discriminator']['name']!r} returned logits of shape "
+                               f"{tuple(out.logits.shape)}, expected (2,) or (2, classes)")
+    except GanError:
+        raise
+    except Exception as e:  # a shape mismatch inside the networks themselves
+        raise GanError(f"the networks do not fit together or the data ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:300]}); check the generator, discriminator and data.image_size"
+                       ) from None
+    finally:
+        g.train(modes[0])
+        d.train(modes[1])
+
+
 def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | None = None,
                 data_info: dict[str, Any] | None = None, device: torch.device | None = None) -> TrainState:
     """Build networks, optimizers and RNGs for ``cfg``. Pass ``data`` to train, or ``data_info`` to sample."""
@@ -140,6 +174,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     fixed_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 3)
     fixed = sampler.sample(t["sample_count"], fixed_gen, device)
 
+    dry_run(cfg, nets, sampler, data_info, device)
     state = TrainState(config=cfg, manager=mgr, device=device, data_info=data_info, sampler=sampler, nets=nets,
                        loss=loss, regularizers=regularizers, opt_g=opt_g, opt_d=opt_d, latent_gen=latent_gen,
                        data_gen=data_gen, fixed_latent=fixed)

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from gancore_cli.app import app
 
-TINY_SETS = ["--device", "cpu", "--set", "data.limit=64", "--set", "generator.width=8", "--set", "discriminator.width=8",
+TINY_SETS = ["--device", "cpu", "--set", "data.limit=64", "--set", "generator.width=8",
+             "--set", "discriminator.width=8",
              "--set", "train.checkpoint_every=2", "--set", "train.sample_count=4", "--batch-size", "8"]
 
 
