@@ -56,6 +56,8 @@ def train(
     config: Annotated[Path | None, typer.Option(help="TOML file with config sections.")] = None,
     out: Annotated[str | None, typer.Option(help="Run folder to create (default runs/<plugin>-NNNN).")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="With --resume: a checkpoint step to start from.")] = None,
+    on_nan: Annotated[str | None, typer.Option(help="On NaN/Inf: stop (default) or rollback to the last good "
+                                                    "checkpoint with lower learning rates.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """Train a GAN; prints the run folder on the last line of stdout."""
@@ -64,7 +66,7 @@ def train(
     from gancore.loop import train as run_training
 
     if resume is not None:
-        if plugin or set_ or config or dataset or data_dir or batch_size or seed is not None or out:
+        if plugin or set_ or config or dataset or data_dir or batch_size or seed is not None or out or on_nan:
             fail("--resume continues a run with its saved config; only --steps, --device and --checkpoint "
                  "may be given with it")
         state = prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device)
@@ -81,6 +83,8 @@ def train(
         opts: dict = {"train": {}, "data": {}}
         if steps is not None:
             opts["train"]["steps"] = steps
+        if on_nan is not None:
+            opts["train"]["on_nan"] = on_nan
         if batch_size is not None:
             opts["train"]["batch_size"] = batch_size
         if seed is not None:

@@ -109,16 +109,36 @@ def save_checkpoint(state: TrainState, ckpt_root: Path, keep: int) -> Path:
         else:
             os.rename(tmp, final)
         _fsync_dir(ckpt_root)
-    except OSError as e:
+    except (OSError, SafetensorError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"could not write checkpoint {final}: {e.strerror or e}; the previous checkpoint "
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise CheckpointError(f"could not write checkpoint {final}: {reason}; the previous checkpoint "
                               f"is intact. Free disk space or choose a writable --out") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     for old in list_checkpoints(ckpt_root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 # -- reading --------------------------------------------------------------------------------------
+
+
+def recover(ckpt_root: Path) -> None:
+    """Tidy up after a crash: drop half-written ``.tmp-*`` folders; put back a ``.old-*`` checkpoint whose
+    replacement never landed (a crash between the two renames of a rewrite)."""
+    if not ckpt_root.is_dir():
+        return
+    for p in ckpt_root.iterdir():
+        if p.name.startswith(".tmp-"):
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith(".old-"):
+            name = p.name[5:].rsplit("-", 1)[0]
+            if STEP_DIR.match(name) and not (ckpt_root / name).exists():
+                os.rename(p, ckpt_root / name)
+            else:
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def list_checkpoints(ckpt_root: Path) -> list[Path]:

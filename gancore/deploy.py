@@ -49,16 +49,55 @@ def session(path: str | Path, device: str = "auto") -> Any:
     return sess
 
 
-def read_metadata(sess: Any) -> dict[str, Any]:
-    raw = sess.get_modelmeta().custom_metadata_map
+DISTRIBUTIONS = {"normal": "float32", "uniform": "float32", "categorical": "int64"}
+
+
+def parse_metadata(raw: dict[str, str], where: str = "model") -> dict[str, Any]:
+    """gancore's ``metadata_props`` -> dict, checking every input spec; ExportError on anything malformed."""
     meta: dict[str, Any] = {}
     for k, v in raw.items():
         if k.startswith(META_PREFIX):
             try:
                 meta[k[len(META_PREFIX):]] = json.loads(v)
-            except json.JSONDecodeError:
-                meta[k[len(META_PREFIX):]] = v
+            except (json.JSONDecodeError, RecursionError):
+                raise ExportError(f"{where}: metadata {k!r} is not valid JSON") from None
+    if "kind" not in meta or "inputs" not in meta:
+        raise ExportError(f"{where} is an ONNX model but not a gancore export (no gancore.* metadata); "
+                          f"export one with `gan export RUN`")
+    if not isinstance(meta["kind"], str):
+        raise ExportError(f"{where}: metadata gancore.kind must be a string")
+    inputs = meta["inputs"]
+    if not isinstance(inputs, list) or not inputs:
+        raise ExportError(f"{where}: metadata gancore.inputs must be a non-empty list of input specs")
+    for spec in inputs:
+        _check_spec(spec, where)
+    out = meta.get("output")
+    if out is not None and not (isinstance(out, dict) and _range_ok(out.get("value_range"))):
+        raise ExportError(f"{where}: metadata gancore.output must hold a value_range [low, high]")
     return meta
+
+
+def _range_ok(r: Any) -> bool:
+    return (isinstance(r, list) and len(r) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool)
+                                                         for x in r) and r[0] < r[1])
+
+
+def _check_spec(spec: Any, where: str) -> None:
+    bad = f"{where}: malformed input spec {str(spec)[:200]}"
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise ExportError(f"{bad} (needs a name)")
+    shape = spec.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 2**20
+                                              for d in shape):
+        raise ExportError(f"{bad} (shape must be a list of positive sizes)")
+    dist = spec.get("distribution")
+    if dist not in DISTRIBUTIONS or spec.get("dtype") != DISTRIBUTIONS[dist]:
+        raise ExportError(f"{bad} (distribution must be normal or uniform with float32, or categorical with int64)")
+    if dist == "uniform" and not _range_ok([spec.get("low"), spec.get("high")]):
+        raise ExportError(f"{bad} (uniform needs numbers low < high)")
+    if dist == "categorical" and not (isinstance(spec.get("classes"), int) and not isinstance(spec["classes"], bool)
+                                      and spec["classes"] >= 1):
+        raise ExportError(f"{bad} (categorical needs classes >= 1)")
 
 
 class OnnxModel:
@@ -69,17 +108,20 @@ class OnnxModel:
         if not self.path.is_file():
             raise ExportError(f"model file {str(self.path)!r} does not exist")
         self.session = session(self.path, device)
-        self.meta = read_metadata(self.session)
-        if "kind" not in self.meta or "inputs" not in self.meta:
-            raise ExportError(f"{str(self.path)!r} is an ONNX model but not a gancore export "
-                              f"(no gancore.* metadata); export one with `gan export RUN`")
+        self.meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, repr(str(self.path)))
         if kind and self.meta["kind"] != kind:
             raise ExportError(f"{str(self.path)!r} is a gancore {self.meta['kind']}, not a {kind}")
         self.inputs: list[dict[str, Any]] = self.meta["inputs"]
-        names = [i.name for i in self.session.get_inputs()]
-        if names != [i["name"] for i in self.inputs]:
-            raise ExportError(f"{str(self.path)!r}: graph inputs {names} do not match its metadata; "
+        graph = {i.name: i for i in self.session.get_inputs()}
+        if list(graph) != [i["name"] for i in self.inputs]:
+            raise ExportError(f"{str(self.path)!r}: graph inputs {list(graph)} do not match its metadata; "
                               f"the file was altered after export")
+        for spec in self.inputs:
+            node = graph[spec["name"]]
+            want_type = "tensor(float)" if spec["dtype"] == "float32" else "tensor(int64)"
+            if node.type != want_type or node.shape[1:] != spec["shape"]:
+                raise ExportError(f"{str(self.path)!r}: graph input {node.name!r} is {node.type} {node.shape}, but its "
+                                  f"metadata says {spec['dtype']} (batch, {', '.join(map(str, spec['shape']))})")
 
     @property
     def provider(self) -> str:

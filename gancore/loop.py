@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gancore.checkpoint import list_checkpoints, load_checkpoint, read_json, save_checkpoint
+from gancore.checkpoint import list_checkpoints, load_checkpoint, read_json, recover, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.errors import CheckpointError, ConfigError
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
@@ -52,6 +52,7 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     if device:
         cfg["device"] = device
     cfg = validate(mgr, cfg)
+    recover(path / "checkpoints")
     ckpt = pick_checkpoint(path, checkpoint)
     data = load_data(mgr, cfg, train=True)
     state = build_state(mgr, cfg, data=data)

@@ -56,3 +56,21 @@ def hello(name: str = "world"):
 def gan_register_commands(register):
     register("hello", hello)
 """
+
+WRONG_SHAPE = """
+from dataclasses import dataclass
+import torch
+from torch import nn
+from gancore import hookimpl
+
+class Flat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(100, 32 * 32)
+    def forward(self, noise):
+        return self.lin(noise).view(-1, 1, 32, 32)   # 32 px while the data is 28 px
+
+@hookimpl
+def gan_register_generators(register):
+    register("wrong-shape", lambda **ctx: Flat())
+"""
