@@ -139,6 +139,31 @@ def export(
     typer.echo(str(dest))
 
 
+@app.command("eval")
+def eval_(
+    run: Annotated[Path, typer.Argument(help="The run folder to evaluate.")],
+    metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (default: all that fit).")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to evaluate (default: latest).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+) -> None:
+    """Score a run with the registered metrics that fit its data and plugin; writes eval/ JSON and curves.png."""
+    from gancore.evaluate import applicable, evaluate, table, write_report
+    from gancore.plots import curves
+    from gancore.runs import open_run
+
+    state = open_run(run, checkpoint=checkpoint, device=device)
+    metrics = applicable(state, metric)
+    if not metrics:
+        raise GanError(f"no registered metric fits run {run} (data {state.data_info.get('dataset', '?')!r}); "
+                       f"`gan plugins` lists the metrics")
+    results = evaluate(state, metrics)
+    typer.echo(f"{run} at step {state.step}")
+    typer.echo(table(results))
+    report = write_report(state, results)
+    pic = curves(Path(run))
+    typer.echo(f"wrote {report}" + (f" and {pic}" if pic else ""), err=True)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def install(ctx: typer.Context) -> None:
     """pip install plugins into the environment gan runs in (all arguments go to pip install)."""

@@ -261,6 +261,16 @@ class Regularizer:
         raise NotImplementedError
 
 
+class Metric:
+    """Scores a trained run. ``applies`` says whether it fits the run's data and plugin."""
+
+    def applies(self, state: Any) -> bool:
+        return True
+
+    def __call__(self, state: Any) -> dict[str, float]:
+        raise NotImplementedError
+
+
 # ------------------------------------------------------------------------------------------------
 # Export
 # ------------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     sample_count: int = 64
     channels_last: bool = True  # NHWC image tensors: faster (transposed) convolutions in oneDNN and cuDNN
+    eval_every: int = 0  # >0: run the fitting metrics every N steps (logged in metrics.jsonl as "eval")
     on_nan: Literal["stop", "rollback"] = "stop"  # rollback: reload the last good checkpoint, lower the LR
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5
@@ -62,6 +63,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be in (0, 1), got {getattr(self, name)}")
         if not 0 < self.rollback_lr_factor < 1:
             raise ValueError(f"train.rollback_lr_factor must be in (0, 1), got {self.rollback_lr_factor}")
+        if self.eval_every < 0:
+            raise ValueError(f"train.eval_every must be >= 0, got {self.eval_every}")
         if self.max_rollbacks < 0:
             raise ValueError(f"train.max_rollbacks must be >= 0, got {self.max_rollbacks}")
         for name in ("beta1", "beta2"):

@@ -43,3 +43,19 @@ def dcgan_init(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016, sec. 3.2: features that compare each sample with the rest of its batch,
+    so D can see a collapsed batch. Appends ``out_features`` columns to its input."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_dims: int = 5) -> None:
+        super().__init__()
+        self.out_features, self.kernel_dims = out_features, kernel_dims
+        self.T = nn.Parameter(torch.randn(in_features, out_features * kernel_dims) * 0.1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        m = (x @ self.T).view(-1, self.out_features, self.kernel_dims)  # B x O x K
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # B x B x O
+        o = torch.exp(-l1).sum(1) - 1.0  # exclude each sample's own term, exp(0) = 1
+        return torch.cat([x, o], dim=1)

@@ -18,6 +18,7 @@ from torch import Tensor
 from gancore.checkpoint import list_checkpoints, load_checkpoint, read_json, recover, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.errors import CheckpointError, ConfigError
+from gancore.evaluate import applicable, evaluate
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
 from gancore.images import save_grid
 from gancore.plugins import PluginManager, get_manager
@@ -86,8 +87,9 @@ def _total(terms: Losses) -> Tensor:
 
 
 def sample_grid(state: TrainState, path: Path) -> Path | None:
-    """G(fixed latent) as a PNG grid (image data only)."""
-    if state.data_info.get("kind") != "image":
+    """G(fixed latent) as a picture: a PNG grid of images, or a scatter plot of 2-D points over the modes."""
+    kind = state.data_info.get("kind")
+    if kind not in ("image", "points"):
         return None
     g = state.nets.generator
     was_training = g.training
@@ -95,6 +97,12 @@ def sample_grid(state: TrainState, path: Path) -> Path | None:
     with torch.no_grad():
         x = g(**state.fixed_latent).float().cpu().numpy()
     g.train(was_training)
+    if kind == "points":
+        from gancore.plots import scatter
+
+        info = state.data_info
+        return scatter(x, path, modes=info.get("modes"), sigma=info.get("sigma"), lim=info["value_range"][1],
+                       title=f"{state.config['plugin']} step {state.step}")
     return save_grid(x, path, tuple(state.data_info["value_range"]))
 
 
@@ -118,6 +126,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     log_path = run_dir / "metrics.jsonl"
     window = LossWindow()
     rollbacks = 0
+    metrics = applicable(state) if cfg["eval_every"] else {}
     hook.gan_train_start(state=state)
     bar = Progress(state.step, total_steps, progress)
     t_start, step_start = time.perf_counter(), state.step
@@ -181,9 +190,14 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 hook.gan_train_log(state=state, metrics=line)
                 t_last, step_last = now, state.step
 
-        # ------------------------------------------------------------ sample grid
+        # ------------------------------------------------------------ sample grid, evaluation
         if state.step % cfg["sample_every"] == 0 or last:
             sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
+        if cfg["eval_every"] and (state.step % cfg["eval_every"] == 0 or last):
+            results = evaluate(state, metrics)
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"step": state.step, "eval": results}) + "\n")
+            bar.note(f"eval at step {state.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
 
         # ------------------------------------------------------------ checkpoint (weights checked finite above)
         if ckpt_due:

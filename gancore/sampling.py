@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gancore.errors import ExportError
 from gancore.images import save_grid
+
+
+def generate(state: Any, n: int, seed: int = 0, chunk: int = 1024) -> Any:
+    """``n`` samples from the run's generator (eval mode, no grad), drawn in chunks with a seeded RNG."""
+    import torch
+
+    from gancore.components import draw
+
+    g = state.nets.generator
+    was = g.training
+    g.eval()
+    gen = torch.Generator(device=state.device).manual_seed(seed)
+    out = []
+    with torch.no_grad():
+        for start in range(0, n, chunk):
+            m = min(chunk, n - start)
+            out.append(g(**{s.name: draw(s, m, gen, state.device) for s in state.latent_specs}).float())
+    g.train(was)
+    return torch.cat(out)
 
 
 @dataclass
@@ -34,16 +54,10 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
         kind = "image" if model.meta.get("output", {}).get("layout") == "NCHW" else "other"
         res = SampleResult(x, "onnxruntime", model.provider, None)
     else:
-        import torch
-
-        from gancore.components import draw
         from gancore.runs import open_run
 
         state = open_run(target, checkpoint=checkpoint, device=None if device == "auto" else device)
-        gen = torch.Generator(device=state.device).manual_seed(seed)
-        latent = {s.name: draw(s, n, gen, state.device) for s in state.latent_specs}
-        with torch.no_grad():
-            x = state.nets.generator(**latent).float().cpu().numpy()
+        x = generate(state, n, seed).cpu().numpy()
         value_range = tuple(state.data_info["value_range"])
         kind = state.data_info.get("kind", "image")
         res = SampleResult(x, "pytorch", str(state.device), None)

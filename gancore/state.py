@@ -110,10 +110,11 @@ def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[s
     g.eval()
     d.eval()
     try:
+        n = min(8, cfg["train"]["batch_size"])
         with torch.no_grad():
-            latent = sampler.sample(2, torch.Generator(device=device).manual_seed(0), device)
+            latent = sampler.sample(n, torch.Generator(device=device).manual_seed(0), device)
             x = g(**latent)
-            want = (2, *data_info["shape"])
+            want = (n, *data_info["shape"])
             if data_info.get("kind") in ("image", "points") and (not isinstance(x, Tensor) or tuple(x.shape) != want):
                 got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
                 raise GanError(f"generator {cfg['generator']['name']!r} returned {got}, expected {want} "
@@ -122,9 +123,9 @@ def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[s
             if not isinstance(out, DOut):
                 raise GanError(f"discriminator {cfg['discriminator']['name']!r} returned {type(out).__name__}, "
                                f"expected gancore.components.DOut")
-            if out.logits.ndim not in (1, 2) or out.logits.shape[0] != 2:
+            if out.logits.ndim not in (1, 2) or n % out.logits.shape[0]:
                 raise GanError(f"discriminator {cfg['discriminator']['name']!r} returned logits of shape "
-                               f"{tuple(out.logits.shape)}, expected (2,) or (2, classes)")
+                               f"{tuple(out.logits.shape)}, expected ({n},) or ({n}, classes) (or packs of {n})")
     except GanError:
         raise
     except Exception as e:  # a shape mismatch inside the networks themselves

@@ -1,0 +1,59 @@
+"""``gan eval``: run every registered metric that fits the run, print a table, write JSON and curves."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from gancore.components import Metric
+from gancore.state import TrainState
+
+
+def applicable(state: TrainState, names: list[str] | None = None) -> dict[str, Metric]:
+    """Metrics that fit the run: those named, or every registered one whose ``applies`` says so."""
+    reg = state.manager.registries.metrics
+    chosen = names if names else reg.list()
+    out: dict[str, Metric] = {}
+    for name in chosen:
+        metric = reg.build(name, {}, where=f"metric {name!r}")
+        if names or metric.applies(state):
+            out[name] = metric
+    return out
+
+
+def evaluate(state: TrainState, metrics: dict[str, Metric] | None = None) -> dict[str, float]:
+    """``{metric/figure: value}`` for the run's current weights; networks are left as they were found."""
+    metrics = applicable(state) if metrics is None else metrics
+    modes = {role: m.training for role, m in state.nets.named().items()}
+    for m in state.nets.named().values():
+        m.eval()
+    results: dict[str, float] = {}
+    try:
+        for name, metric in metrics.items():
+            for key, value in metric(state).items():
+                results[f"{name}/{key}"] = value
+    finally:
+        for role, m in state.nets.named().items():
+            m.train(modes[role])
+    return results
+
+
+def write_report(state: TrainState, results: dict[str, float]) -> Path:
+    assert state.run_dir is not None
+    path = state.run_dir / "eval" / f"step-{state.step:07d}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"step": state.step, "results": results}, indent=2) + "\n")
+    return path
+
+
+def table(results: dict[str, Any]) -> str:
+    if not results:
+        return "no registered metric fits this run"
+    width = max(len(k) for k in results)
+    rows = []
+    for k, v in results.items():
+        shown = f"{v:.4g}" if isinstance(v, float) and math.isfinite(v) else str(v)
+        rows.append(f"{k:<{width}}  {shown:>10}")
+    return "\n".join(rows)
