@@ -66,11 +66,14 @@ def train(
     from gancore.loop import train as run_training
 
     if resume is not None:
-        if plugin or set_ or config or dataset or data_dir or batch_size or seed is not None or out or on_nan:
+        given = [plugin, set_, config, dataset, data_dir, batch_size, seed, out, on_nan]
+        if any(g is not None and g != [] for g in given):
             fail("--resume continues a run with its saved config; only --steps, --device and --checkpoint "
                  "may be given with it")
         state = prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device)
     else:
+        if checkpoint is not None:
+            fail("--checkpoint picks where --resume starts; it needs --resume RUN")
         if not plugin:
             from gancore.plugins import get_manager
 
@@ -197,6 +200,3 @@ def main() -> None:
     except GanError as e:  # raised while loading plugins, before a command runs
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; the last complete checkpoint is kept", err=True)
-        sys.exit(130)

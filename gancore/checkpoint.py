@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from gancore.errors import CheckpointError
+from gancore.fsutil import remove_tree, swap_into_place
 from gancore.state import TrainState
 
 FORMAT = 1
@@ -67,6 +69,8 @@ def state_tensors(state: TrainState) -> tuple[dict[str, Tensor], dict[str, Tenso
         "format": FORMAT,
         "step": state.step,
         "cursor": state.cursor,
+        "rollbacks": state.rollbacks,
+        "device_type": state.device.type,
         "optimizers": {
             "generator": _optimizer_tensors("optim.generator", state.opt_g, train),
             "discriminator": _optimizer_tensors("optim.discriminator", state.opt_d, train),
@@ -101,13 +105,7 @@ def save_checkpoint(state: TrainState, ckpt_root: Path, keep: int) -> Path:
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)
-        if final.exists():  # the same step written again (a resumed run): replace as a whole
-            old = ckpt_root / f".old-{final.name}-{os.getpid()}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
+        swap_into_place(tmp, final)  # the same step written again (a rollback) replaces it as a whole
         _fsync_dir(ckpt_root)
     except (OSError, SafetensorError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -118,7 +116,7 @@ def save_checkpoint(state: TrainState, ckpt_root: Path, keep: int) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in list_checkpoints(ckpt_root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_tree(old)
     return final
 
 
@@ -220,14 +218,21 @@ def load_checkpoint(state: TrainState, ckpt: Path) -> None:
         _load_optimizer(state.opt_d, "optim.discriminator", meta["optimizers"]["discriminator"], train,
                         state.device)
         torch.set_rng_state(train["rng.torch"])
-        state.latent_gen.set_state(train["rng.latent"])
-        state.data_gen.set_state(train["rng.data"])
-        if "rng.cuda" in train and state.device.type == "cuda":
-            torch.cuda.set_rng_state(train["rng.cuda"], state.device)
+        if meta.get("device_type", state.device.type) == state.device.type:
+            state.latent_gen.set_state(train["rng.latent"])
+            state.data_gen.set_state(train["rng.data"])
+            if "rng.cuda" in train and state.device.type == "cuda":
+                torch.cuda.set_rng_state(train["rng.cuda"], state.device)
+        else:  # a CPU generator's state does not fit a CUDA one: continue, reseeded from the step
+            print(f"gancore: warning: checkpoint {ckpt.name} was written on {meta['device_type']}, resuming on "
+                  f"{state.device.type}: the run continues but not bit-for-bit", file=sys.stderr)
+            state.latent_gen.manual_seed(state.config["seed"] + 1 + 1000 * meta["step"])
+            state.data_gen.manual_seed(state.config["seed"] + 2 + 1000 * meta["step"])
         state.fixed_latent = {k.split(".", 1)[1]: v.to(state.device) for k, v in train.items()
                               if k.startswith("fixed_latent.")}
-    except (KeyError, ValueError, RuntimeError) as e:
+        state.perm = train["data.perm"].to(state.device) if "data.perm" in train else None
+        state.cursor = int(meta.get("cursor", 0))
+        state.rollbacks = int(meta.get("rollbacks", 0))
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as e:
         raise CheckpointError(f"checkpoint {ckpt} is inconsistent ({type(e).__name__}: {e})") from None
-    state.perm = train["data.perm"].to(state.device) if "data.perm" in train else None
-    state.cursor = int(meta.get("cursor", 0))
     state.step = meta["step"]

@@ -117,19 +117,6 @@ class Sampler:
     def sample(self, n: int, gen: torch.Generator, device: torch.device) -> dict[str, Tensor]:
         return {s.name: draw(s, n, gen, device) for s in self.specs}
 
-    def validate(self, latent: dict[str, Any]) -> None:
-        """Raise ValueError when user-supplied latents are out of their spec (e.g. a category too large)."""
-        names = {s.name for s in self.specs}
-        if set(latent) != names:
-            raise ValueError(f"latent inputs must be exactly {sorted(names)}, got {sorted(latent)}")
-        for s in self.specs:
-            v = latent[s.name]
-            if tuple(v.shape[1:]) != s.shape:
-                raise ValueError(f"latent {s.name!r} must have shape (batch, {', '.join(map(str, s.shape))}), "
-                                 f"got {tuple(v.shape)}")
-            if s.distribution == "categorical" and (v.min() < 0 or v.max() >= s.classes):
-                raise ValueError(f"latent {s.name!r} holds a category outside [0, {s.classes})")
-
 
 # ------------------------------------------------------------------------------------------------
 # Networks

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gancore.components import Metric
+from gancore.errors import GanError
 from gancore.state import TrainState
 
 
@@ -17,9 +18,12 @@ def applicable(state: TrainState, names: list[str] | None = None) -> dict[str, M
     chosen = names if names else reg.list()
     out: dict[str, Metric] = {}
     for name in chosen:
-        metric = reg.build(name, {}, where=f"metric {name!r}")
-        if names or metric.applies(state):
+        metric = reg.build(name, {}, where="metric")
+        if metric.applies(state):
             out[name] = metric
+        elif names:
+            raise GanError(f"metric {name!r} does not fit this run (plugin {state.config['plugin']!r}, "
+                           f"data {state.config['data']['name']!r})")
     return out
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from gancore import __version__
 from gancore.components import ExportModel, LatentSpec, draw
 from gancore.errors import ExportError
+from gancore.fsutil import swap_into_place
 from gancore.runs import open_run
 from gancore.state import TrainState
 
@@ -169,11 +170,11 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
               "step": state.step, "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         card: dict[str, Any] = {**common, "models": {}}
         for stem, model in models.items():
             entry: dict[str, Any] = {"kind": model.kind, "inputs": [s.to_json() for s in model.inputs],
@@ -184,13 +185,11 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
                 entry["torchscript"] = export_torchscript(model, tmp / f"{stem}.torchscript.pt")
             card["models"][stem] = entry
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        if dest.exists():
-            old = dest.parent / f".old-{dest.name}-{os.getpid()}"
-            os.rename(dest, old)
-            os.rename(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, dest)
+        swap_into_place(tmp, dest)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"could not write the export into {dest.parent}: {e.strerror or e}; nothing was "
+                          f"exported. Free disk space or choose a writable --out") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

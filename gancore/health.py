@@ -35,9 +35,6 @@ class LossWindow:
             self.values.setdefault(name, []).append(v.detach())
             self.steps.setdefault(name, []).append(step)
 
-    def __len__(self) -> int:
-        return max((len(v) for v in self.values.values()), default=0)
-
     def summary(self) -> tuple[dict[str, float], Problem | None]:
         """(mean of each term, the first non-finite term and its step or None); one host sync."""
         if not self.values:

@@ -8,6 +8,7 @@ synchronised with the host except when a line is logged.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,15 @@ from torch import Tensor
 
 from gancore.checkpoint import list_checkpoints, load_checkpoint, read_json, recover, save_checkpoint
 from gancore.components import Losses, Step
-from gancore.errors import CheckpointError, ConfigError
+from gancore.errors import CheckpointError, ConfigError, GanError
 from gancore.evaluate import applicable, evaluate
+from gancore.fsutil import write_json_atomic, write_text_atomic
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
 from gancore.images import save_grid
 from gancore.plugins import PluginManager, get_manager
 from gancore.progress import Progress
 from gancore.resolve import resolve_config, validate
-from gancore.runs import is_run_dir, new_run_dir, pick_checkpoint, write_json_atomic, write_run_files
+from gancore.runs import is_run_dir, new_run_dir, pick_checkpoint, write_run_files
 from gancore.state import TrainState, build_state, load_data
 
 
@@ -48,13 +50,22 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
         raise CheckpointError(f"{str(path)!r} is not a gancore run folder (no config.json and run.json)")
     mgr = mgr or get_manager()
     cfg = read_json(path / "config.json", "run config")
-    if steps is not None:
-        cfg["train"]["steps"] = steps
-    if device:
-        cfg["device"] = device
-    cfg = validate(mgr, cfg)
+    try:
+        if steps is not None:
+            cfg["train"]["steps"] = steps
+        if device:
+            cfg["device"] = device
+        cfg = validate(mgr, cfg)
+    except (ConfigError, KeyError, TypeError) as e:
+        raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
     recover(path / "checkpoints")
     ckpt = pick_checkpoint(path, checkpoint)
+    later = [c for c in list_checkpoints(path / "checkpoints") if int(c.name[5:]) > int(ckpt.name[5:])]
+    if later:  # resuming from an older checkpoint: set the abandoned future aside (hidden, never deleted)
+        aside = path / "checkpoints" / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.mkdir()
+        for c in later:
+            os.rename(c, aside / c.name)
     data = load_data(mgr, cfg, train=True)
     state = build_state(mgr, cfg, data=data)
     state.run_dir = path
@@ -79,7 +90,16 @@ def _truncate_log(path: Path, step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash
-    path.write_text("".join(k + "\n" for k in keep))
+    write_text_atomic(path, "".join(k + "\n" for k in keep))
+
+
+def _append(path: Path, line: dict[str, Any]) -> None:
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+    except OSError as e:
+        raise GanError(f"could not write {path}: {e.strerror or e}; the last checkpoint is intact. "
+                       f"Free disk space, then --resume {path.parent}") from None
 
 
 def _total(terms: Losses) -> Tensor:
@@ -125,7 +145,6 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     schedulable = [c for c in state.components() if hasattr(c, "schedule")]
     log_path = run_dir / "metrics.jsonl"
     window = LossWindow()
-    rollbacks = 0
     metrics = applicable(state) if cfg["eval_every"] else {}
     hook.gan_train_start(state=state)
     bar = Progress(state.step, total_steps, progress)
@@ -148,6 +167,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
             state.opt_d.zero_grad(set_to_none=True)
             _total(terms).backward()
             state.opt_d.step()
+            window.add(step + 1, terms)
 
         # ------------------------------------------------------------ G step
         latent = sampler.sample(batch_size, state.latent_gen, state.device)
@@ -163,7 +183,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         for p in d_only:
             p.requires_grad_(True)
         state.step += 1
-        window.add(state.step, terms | g_terms)
+        window.add(state.step, g_terms)
 
         # ------------------------------------------------------------ log and health check (the only host sync)
         last = state.step == total_steps
@@ -174,8 +194,8 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 problem = Problem(f"{role} weights", state.step)
             window.clear()
             if problem is not None:
-                rollbacks += 1
-                _diverged(state, problem, rollbacks, bar)  # raises, or rolls back to the last good checkpoint
+                state.rollbacks += 1
+                _diverged(state, problem, bar)  # raises, or rolls back to the last good checkpoint
                 t_last, step_last = time.perf_counter(), state.step
                 continue
             if state.step % cfg["log_every"] == 0 or last:
@@ -183,8 +203,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 line: dict[str, Any] = {"step": state.step, **means}
                 line["images_per_s"] = (state.step - step_last) * batch_size * k / max(now - t_last, 1e-9)
                 line["time_s"] = now - t_start
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(line) + "\n")
+                _append(log_path, line)
                 rate = (state.step - step_start) / max(now - t_start, 1e-9)
                 bar.update(state.step, line, (total_steps - state.step) / max(rate, 1e-9))
                 hook.gan_train_log(state=state, metrics=line)
@@ -192,11 +211,14 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
 
         # ------------------------------------------------------------ sample grid, evaluation
         if state.step % cfg["sample_every"] == 0 or last:
-            sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
+            try:
+                sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
+            except OSError as e:
+                raise GanError(f"could not write a sample grid in {run_dir}: {e.strerror or e}; the last "
+                               f"checkpoint is intact. Free disk space, then --resume {run_dir}") from None
         if cfg["eval_every"] and (state.step % cfg["eval_every"] == 0 or last):
             results = evaluate(state, metrics)
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"step": state.step, "eval": results}) + "\n")
+            _append(log_path, {"step": state.step, "eval": results})
             bar.note(f"eval at step {state.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
 
         # ------------------------------------------------------------ checkpoint (weights checked finite above)
@@ -209,7 +231,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     return state
 
 
-def _diverged(state: TrainState, problem: Problem, rollbacks: int, bar: Progress) -> None:
+def _diverged(state: TrainState, problem: Problem, bar: Progress) -> None:
     """Stop with a message naming the step and the component, or roll back and lower the learning rates."""
     cfg = state.config["train"]
     assert state.run_dir is not None
@@ -220,10 +242,12 @@ def _diverged(state: TrainState, problem: Problem, rollbacks: int, bar: Progress
     if cfg["on_nan"] != "rollback":
         raise DivergenceError(f"{msg}. Lower the learning rates (--set train.lr_d=...), or train with "
                               f"--on-nan rollback")
+    rollbacks = state.rollbacks
     if last_good is None or rollbacks > cfg["max_rollbacks"]:
         why = "nothing to roll back to" if last_good is None else f"{cfg['max_rollbacks']} rollbacks did not help"
         raise DivergenceError(f"{msg}; {why}, stopping")
     load_checkpoint(state, last_good)
+    state.rollbacks = rollbacks  # the checkpoint predates this rollback
     factor = cfg["rollback_lr_factor"] ** rollbacks  # from the configured rates, whatever the checkpoint held
     for opt, lr in ((state.opt_g, cfg["lr_g"]), (state.opt_d, cfg["lr_d"])):
         for group in opt.param_groups:
@@ -231,7 +255,6 @@ def _diverged(state: TrainState, problem: Problem, rollbacks: int, bar: Progress
     _truncate_log(state.run_dir / "metrics.jsonl", state.step)
     event = {"step": state.step, "event": "rollback", "nonfinite": problem.what, "at_step": problem.step,
              "lr_g": state.opt_g.param_groups[0]["lr"], "lr_d": state.opt_d.param_groups[0]["lr"]}
-    with open(state.run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(event) + "\n")
+    _append(state.run_dir / "metrics.jsonl", event)
     bar.note(f"{msg}; rolled back to step {state.step} with learning rates x{factor:g} "
              f"(rollback {rollbacks} of at most {cfg['max_rollbacks']})")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gancore.config import coerce_params
-from gancore.errors import PluginError, suggest
+from gancore.errors import ConfigError, PluginError, suggest
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,12 @@ class Registry:
             if params:
                 raise PluginError(f"{where or self.kind[:-1]} {name!r} takes no options, got {sorted(params)}")
             return entry.builder(**extra)
-        cfg = entry.config(**coerce_params(entry.config, params, where=where or f"{self.kind[:-1]} {name!r}"))
-        return entry.builder(cfg, **extra)
+        where = f"{where or self.kind[:-1]} {name!r}"
+        cfg = entry.config(**coerce_params(entry.config, params, where=where))
+        try:
+            return entry.builder(cfg, **extra)
+        except ValueError as e:  # a builder's own check of its inputs, e.g. an image size it cannot make
+            raise ConfigError(f"{where}: {e}") from None
 
 
 class Registries:

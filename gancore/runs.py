@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from pathlib import Path
-from typing import Any
 
-from gancore.checkpoint import list_checkpoints, load_checkpoint, load_weights, read_json
+from gancore.checkpoint import list_checkpoints, load_weights, read_json
 from gancore.errors import CheckpointError, ConfigError
+from gancore.fsutil import write_json_atomic
 from gancore.plugins import PluginManager, get_manager
 from gancore.resolve import validate
 from gancore.state import TrainState, build_state
@@ -47,12 +45,6 @@ def new_run_dir(plugin: str, out: str | None) -> Path:
             continue
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def write_run_files(state: TrainState) -> None:
     assert state.run_dir is not None
     write_json_atomic(state.run_dir / "config.json", state.config)
@@ -70,11 +62,8 @@ def is_run_dir(path: Path) -> bool:
 
 
 def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: str | None = None,
-             full: bool = False, device: str | None = None) -> TrainState:
-    """Rebuild a run from its folder and load a checkpoint (the latest unless ``checkpoint`` names one).
-
-    ``full`` restores optimizers and RNGs too (for resuming); otherwise only the weights.
-    """
+             device: str | None = None) -> TrainState:
+    """Rebuild a run from its folder and load a checkpoint's weights (the latest unless ``checkpoint`` names one)."""
     path = Path(run)
     if not path.is_dir():
         raise CheckpointError(f"run {str(path)!r} does not exist (runs are folders like runs/dcgan-0001)")
@@ -87,16 +76,13 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
         cfg["device"] = device
     try:
         cfg = validate(mgr, cfg)
-    except (ConfigError, KeyError) as e:
+    except (ConfigError, KeyError, TypeError) as e:
         raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
     state = build_state(mgr, cfg, data_info=meta["data"])
     state.run_dir = path
     ckpt = pick_checkpoint(path, checkpoint)
-    if full:
-        load_checkpoint(state, ckpt)
-    else:
-        load_weights(state, ckpt)
-        state.step = int(ckpt.name.split("-")[1])
+    load_weights(state, ckpt)
+    state.step = int(ckpt.name.split("-")[1])
     for m in state.nets.named().values():
         m.eval()
     return state

@@ -64,5 +64,8 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     if out is not None:
         if kind != "image" or res.samples.ndim != 4:
             raise ExportError("this model does not produce images; a PNG grid needs image output")
-        res.out = save_grid(res.samples, out, value_range)  # type: ignore[arg-type]
+        try:
+            res.out = save_grid(res.samples, out, value_range)  # type: ignore[arg-type]
+        except (OSError, ValueError) as e:
+            raise ExportError(f"could not write {str(out)!r}: {getattr(e, 'strerror', None) or e}") from None
     return res

@@ -50,6 +50,7 @@ class TrainState:
     perm: Tensor | None = None  # this epoch's order of the training examples
     cursor: int = 0
     labelled_idx: Tensor | None = None
+    rollbacks: int = 0  # NaN rollbacks so far (saved, so --max-rollbacks and the LR factor survive a resume)
 
     @property
     def latent_specs(self) -> tuple[LatentSpec, ...]:
@@ -80,7 +81,7 @@ class TrainState:
 def load_data(mgr: PluginManager, cfg: dict[str, Any], *, train: bool = True) -> TensorData:
     name, opts = split_name(cfg["data"])
     core = {k: opts.pop(k) for k in ("dir", "limit", "labels_per_class")}
-    data = mgr.registries.datasets.build(name, opts, where=f"data {name!r}", root=core["dir"], train=train)
+    data = mgr.registries.datasets.build(name, opts, where="data", root=core["dir"], train=train)
     if not isinstance(data, TensorData):
         raise GanError(f"dataset {name!r} returned {type(data).__name__}, not gancore.components.TensorData")
     if train and core["limit"]:
@@ -110,7 +111,7 @@ def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[s
     g.eval()
     d.eval()
     try:
-        n = min(8, cfg["train"]["batch_size"])
+        n = cfg["train"]["batch_size"]  # the real batch, so packing and batch-size constraints show up now
         with torch.no_grad():
             latent = sampler.sample(n, torch.Generator(device=device).manual_seed(0), device)
             x = g(**latent)
@@ -145,6 +146,9 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     torch.manual_seed(cfg["seed"])  # initial weights
     if data is not None:
         data_info = data.describe()
+        if cfg["train"]["batch_size"] > len(data):
+            raise ConfigError(f"train.batch_size {cfg['train']['batch_size']} is larger than the dataset "
+                              f"({len(data)} examples{', data.limit' if cfg['data']['limit'] else ''}); lower it")
     assert data_info is not None
 
     sampler = regs.samplers.build(*split_name(cfg["sampler"]), where="sampler")

@@ -82,6 +82,19 @@ def test_resume_drops_log_lines_written_after_the_checkpoint():
     assert [x["step"] for x in losses(state.run_dir)] == [1, 2]
 
 
+def test_resuming_from_an_older_checkpoint_sets_the_later_ones_aside():
+    state = train(prepare("dcgan", tiny(train={"steps": 6, "checkpoint_every": 2, "keep_checkpoints": 5}),
+                          out="runs/old"), progress=False)
+    resumed = prepare_resume(state.run_dir, checkpoint="2")
+    assert resumed.step == 2
+    root = state.run_dir / "checkpoints"
+    assert [p.name for p in list_checkpoints(root)] == ["step-0000002"]
+    aside = [p for p in root.iterdir() if p.name.startswith(".abandoned-")]
+    assert len(aside) == 1 and sorted(p.name for p in aside[0].iterdir()) == ["step-0000004", "step-0000006"]
+    train(resumed, progress=False)
+    assert [p.name for p in list_checkpoints(root)] == ["step-0000002", "step-0000004", "step-0000006"]
+
+
 def test_the_loop_calls_the_phase_hooks(monkeypatch):
     from gancore.plugins import build_manager, hookimpl
 

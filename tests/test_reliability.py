@@ -187,6 +187,8 @@ def test_rollback_reloads_the_last_good_checkpoint_lowers_the_lr_and_finishes():
                        "lr_g": 1e-4, "lr_d": 1e-4}]
     assert state.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)
     assert [x["step"] for x in log if "d_adv" in x] == [4, 8]
+    saved = json.loads((state.run_dir / "checkpoints" / "step-0000008" / "state.json").read_text())
+    assert saved["rollbacks"] == 1  # a resume keeps counting towards max_rollbacks
 
 
 def test_rollback_without_a_checkpoint_stops():

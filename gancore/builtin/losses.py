@@ -34,13 +34,7 @@ class NonSaturating(LogitLoss):
         return F.softplus(-fake).mean()  # -log D(G(z))
 
 
-@dataclass(kw_only=True)
-class MinimaxConfig:
-    real_label: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.5 < self.real_label <= 1.0:
-            raise ValueError(f"real_label must be in (0.5, 1], got {self.real_label}")
+MinimaxConfig = NonSaturatingConfig  # the same options: only G's loss differs
 
 
 class Minimax(NonSaturating):

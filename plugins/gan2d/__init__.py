@@ -7,7 +7,6 @@ samples, reverse KL) and the ``gan2d`` recipe. Training draws scatter plots of t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,21 +17,11 @@ from gancore.plugins import hookimpl
 from gancore_plugins.gan2d import mixtures, nets
 
 
-@dataclass(kw_only=True)
-class ModesConfig:
-    samples: int = 2500  # the protocol's evaluation size
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {self.samples}")
-
-
 class Modes(Metric):
     """Modes captured, % high-quality samples (within 3 sigma of a mode) and reverse KL of the mode histogram."""
 
-    def __init__(self, cfg: ModesConfig) -> None:
-        self.samples, self.seed = cfg.samples, cfg.seed
+    samples = 2500  # the protocol's evaluation size
+    seed = 0
 
     def applies(self, state: Any) -> bool:
         return "modes" in state.data_info
@@ -47,8 +36,10 @@ class Modes(Metric):
 
 @hookimpl
 def gan_register_datasets(register: Register) -> None:
-    register("ring", mixtures.ring, config=mixtures.MixtureConfig)
-    register("grid", mixtures.grid, config=mixtures.MixtureConfig)
+    register("ring", mixtures.ring, config=mixtures.MixtureConfig,
+             description="8 Gaussians on the unit circle, sigma 0.01 (100k points)")
+    register("grid", mixtures.grid, config=mixtures.MixtureConfig,
+             description="25 Gaussians at {-4,-2,0,2,4}^2, sigma 0.05 (100k points)")
 
 
 @hookimpl
@@ -63,7 +54,7 @@ def gan_register_discriminators(register: Register) -> None:
 
 @hookimpl
 def gan_register_metrics(register: Register) -> None:
-    register("modes", Modes, config=ModesConfig)
+    register("modes", Modes)
 
 
 def recipe() -> dict[str, Any]:

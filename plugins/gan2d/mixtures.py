@@ -49,14 +49,17 @@ def mixture(name: str, cfg: MixtureConfig) -> TensorData:
                       info={"dataset": name, "modes": modes.tolist(), "sigma": sigma})
 
 
-def ring(cfg: MixtureConfig, *, root: str = "", train: bool = True) -> TensorData:
-    """8 Gaussians on the unit circle, sigma 0.01 (100k points)."""
-    return mixture("ring", cfg if train else MixtureConfig(points=cfg.points, seed=cfg.seed + 1))
+def dataset(name: str):
+    """The registered builder of mixture ``name``; a held-out split draws other points."""
+
+    def build(cfg: MixtureConfig, *, root: str = "", train: bool = True) -> TensorData:
+        return mixture(name, cfg if train else MixtureConfig(points=cfg.points, seed=cfg.seed + 1))
+
+    return build
 
 
-def grid(cfg: MixtureConfig, *, root: str = "", train: bool = True) -> TensorData:
-    """25 Gaussians at {-4,-2,0,2,4}^2, sigma 0.05 (100k points)."""
-    return mixture("grid", cfg if train else MixtureConfig(points=cfg.points, seed=cfg.seed + 1))
+ring = dataset("ring")
+grid = dataset("grid")
 
 
 def mode_metrics(samples: Tensor, modes: Tensor, sigma: float) -> dict[str, float]:

@@ -82,6 +82,12 @@ def test_config_file(tmp_path):
          ["--plugin", "dcgan", "--device", "tpu"], r"device"),
         (["--plugin", "dcgan", "--config", "nope.toml"], r"config file 'nope.toml' does not exist"),
         ([], r"choose what to train with --plugin"),
+        (["--plugin", "dcgan", "--checkpoint", "3"], r"--checkpoint .* needs --resume"),
+        (["--plugin", "dcgan", "--dataset", "ring"], r"generator 'dcgan': dcgan needs square images"),
+        (["--plugin", "dcgan", "--set", "data.limit=4", "--batch-size", "8"],
+         r"batch_size 8 is larger than the dataset"),
+        (["--plugin", "gan2d", "--set", "discriminator.pack=3", "--batch-size", "8", "--set", "data.points=64"],
+         r"does not divide into packs of 3"),
         (["--resume", "runs/none"], r"not a gancore run folder"),
     ],
 )
@@ -121,6 +127,14 @@ def test_an_onnx_file_that_is_not_a_gancore_generator(tmp_path):
 def test_export_twice_is_refused(trained_run):
     assert gan("export", trained_run, "--out", "e").exit_code == 0
     one_line_error(gan("export", trained_run, "--out", "e"), r"already exists.*--force")
+
+
+def test_eval_with_a_metric_that_does_not_fit(trained_run):
+    one_line_error(gan("eval", trained_run, "--metric", "modes"), r"metric 'modes' does not fit this run")
+
+
+def test_sample_into_a_folder_is_a_clear_error(trained_run, tmp_path):
+    one_line_error(gan("sample", trained_run, "-o", tmp_path), r"could not write")
 
 
 def test_install_needs_a_package():

@@ -1,0 +1,51 @@
+"""Writes that never leave a half-written file or folder under its real name."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a hidden temporary file beside ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def swap_into_place(tmp: Path, final: Path) -> None:
+    """Move the complete folder ``tmp`` to ``final``, replacing an existing one as a whole.
+
+    The old folder is renamed aside first and put back if the second rename fails, so ``final`` always
+    holds one complete version (a crash between the renames leaves it as ``.old-*``, which
+    :func:`gancore.checkpoint.recover` restores).
+    """
+    if not final.exists():
+        os.rename(tmp, final)
+        return
+    old = final.parent / f".old-{final.name}-{os.getpid()}"
+    os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a folder so that a crash midway never leaves it looking complete: rename, then delete."""
+    doomed = path.parent / f".tmp-del-{path.name}-{os.getpid()}"
+    os.rename(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
