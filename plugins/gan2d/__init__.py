@@ -61,8 +61,8 @@ def recipe() -> dict[str, Any]:
     """An MLP GAN on the 8-Gaussian ring, evaluated as it trains."""
     return {
         "data": {"name": "ring"},
-        "generator": {"name": "mlp2d", "hidden": 128, "layers": 3},
-        "discriminator": {"name": "mlp2d", "hidden": 128, "layers": 3},
+        "generator": {"name": "mlp2d", "hidden": 256, "layers": 3},
+        "discriminator": {"name": "mlp2d", "hidden": 256, "layers": 3},
         "sampler": {"name": "normal", "dim": 2},
         "loss": {"name": "nonsaturating"},
         "train": {"steps": 5000, "batch_size": 256, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5,
