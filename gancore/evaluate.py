@@ -52,12 +52,18 @@ def write_report(state: TrainState, results: dict[str, float]) -> Path:
     return path
 
 
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) and math.isfinite(v) else str(v)
+
+
 def table(results: dict[str, Any]) -> str:
+    """One row per figure; a figure's ``*_ceiling`` (the same measure on real data) goes in its own column."""
     if not results:
         return "no registered metric fits this run"
-    width = max(len(k) for k in results)
-    rows = []
-    for k, v in results.items():
-        shown = f"{v:.4g}" if isinstance(v, float) and math.isfinite(v) else str(v)
-        rows.append(f"{k:<{width}}  {shown:>10}")
+    shown = [k for k in results if not (k.endswith("_ceiling") and k[: -len("_ceiling")] in results)]
+    width = max(len(k) for k in shown)
+    rows = [f"{'metric':<{width}}  {'value':>10}  {'real data':>10}"]
+    for k in shown:
+        ceiling = results.get(f"{k}_ceiling")
+        rows.append(f"{k:<{width}}  {_fmt(results[k]):>10}  {_fmt(ceiling) if ceiling is not None else '':>10}")
     return "\n".join(rows)

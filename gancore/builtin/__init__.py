@@ -6,7 +6,7 @@ GAN; every GAN lives in a plugin.
 
 from __future__ import annotations
 
-from gancore.builtin import datasets, losses, samplers
+from gancore.builtin import datasets, image_metrics, losses, samplers
 from gancore.hookspecs import Register
 from gancore.plugins import hookimpl
 
@@ -22,6 +22,11 @@ def gan_register_losses(register: Register) -> None:
 def gan_register_samplers(register: Register) -> None:
     register("normal", samplers.NormalSampler, config=samplers.NoiseConfig)
     register("uniform", samplers.UniformSampler, config=samplers.NoiseConfig)
+
+
+@hookimpl
+def gan_register_metrics(register: Register) -> None:
+    register("fashion-quality", image_metrics.FashionQuality)
 
 
 @hookimpl
