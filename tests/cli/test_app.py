@@ -129,6 +129,18 @@ def test_export_twice_is_refused(trained_run):
     one_line_error(gan("export", trained_run, "--out", "e"), r"already exists.*--force")
 
 
+def test_eval_of_a_dcgan_run_prints_figures_beside_their_ceilings(trained_run, monkeypatch):
+    from gancore.builtin.image_metrics import FashionQuality
+
+    monkeypatch.setattr(FashionQuality, "samples", 500)  # the protocol's 5000 costs ~10 s more on 2 cores
+    res = gan("eval", trained_run)
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line.split()[1:] for line in res.stdout.splitlines()[2:]}
+    assert len(rows["fashion-quality/frechet"]) == 2 and len(rows["fashion-quality/score"]) == 2
+    assert float(rows["fashion-quality/frechet"][0]) > float(rows["fashion-quality/frechet"][1])
+    assert (trained_run / "curves.png").exists()
+
+
 def test_eval_with_a_metric_that_does_not_fit(trained_run):
     one_line_error(gan("eval", trained_run, "--metric", "modes"), r"metric 'modes' does not fit this run")
 

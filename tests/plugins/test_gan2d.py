@@ -84,6 +84,13 @@ def test_a_short_run_logs_evaluations_draws_scatter_plots_and_evaluates(tmp_path
     assert (state.run_dir / "curves.png").stat().st_size > 1000
 
 
-def test_gan_eval_on_a_run_no_metric_fits(trained_run):
-    res = CliRunner().invoke(app, ["eval", str(trained_run)])
+def test_gan_eval_on_a_run_no_metric_fits(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "other"
+    shutil.copytree(trained_run, run)
+    meta = json.loads((run / "run.json").read_text())
+    meta["data"]["dataset"] = "SomethingElse"
+    (run / "run.json").write_text(json.dumps(meta))
+    res = CliRunner().invoke(app, ["eval", str(run)])
     assert res.exit_code == 2 and "no registered metric fits" in res.stderr
