@@ -144,17 +144,17 @@ def export(
 
 @app.command("eval")
 def eval_(
-    run: Annotated[Path, typer.Argument(help="The run folder to evaluate.")],
+    run: Annotated[Path, typer.Argument(help="A run folder, or an exported .onnx generator.")],
     metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (default: all that fit).")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to evaluate (default: latest).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
 ) -> None:
     """Score a run with the registered metrics that fit its data and plugin; writes eval/ JSON and curves.png."""
-    from gancore.evaluate import applicable, evaluate, table, write_report
+    from gancore.evaluate import OnnxSource, applicable, evaluate, table, write_report
     from gancore.plots import curves
     from gancore.runs import open_run
 
-    state = open_run(run, checkpoint=checkpoint, device=device)
+    state = OnnxSource(run) if run.suffix == ".onnx" else open_run(run, checkpoint=checkpoint, device=device)
     metrics = applicable(state, metric)
     if not metrics:
         raise GanError(f"no registered metric fits run {run} (data {state.data_info.get('dataset', '?')!r}); "
@@ -163,7 +163,7 @@ def eval_(
     typer.echo(f"{run} at step {state.step}")
     typer.echo(table(results))
     report = write_report(state, results)
-    pic = curves(Path(run))
+    pic = None if run.suffix == ".onnx" else curves(Path(run))
     typer.echo(f"wrote {report}" + (f" and {pic}" if pic else ""), err=True)
 
 

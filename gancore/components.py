@@ -249,7 +249,12 @@ class Regularizer:
 
 
 class Metric:
-    """Scores a trained run. ``applies`` says whether it fits the run's data and plugin."""
+    """Scores a trained generator. ``applies`` says whether it fits its data and plugin.
+
+    Both get a *source*: a run (:class:`gancore.state.TrainState`) or an exported model
+    (:class:`gancore.evaluate.OnnxSource`), each with ``data_info``, ``config`` (``plugin`` and
+    ``data.name``), ``step`` and ``generate(n, seed) -> Tensor``.
+    """
 
     def applies(self, state: Any) -> bool:
         return True

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gancore.components import Metric
 from gancore.errors import GanError
+from gancore.fsutil import write_json_atomic
+from gancore.plugins import get_manager
 from gancore.state import TrainState
 
 
-def applicable(state: TrainState, names: list[str] | None = None) -> dict[str, Metric]:
+class OnnxSource:
+    """An exported generator seen as a metric source: its metadata stands in for the run."""
+
+    def __init__(self, path: str | Path) -> None:
+        from gancore.deploy import OnnxModel
+
+        self.model = OnnxModel(path, device="cpu")
+        meta = self.model.meta
+        if "data" not in meta:
+            raise GanError(f"{str(path)!r} has no data description in its metadata; re-export it with this gancore")
+        self.path = Path(path)
+        self.data_info: dict[str, Any] = meta["data"]
+        self.config = {"plugin": meta.get("plugin", "?"), "data": {"name": meta.get("data_name", "?")}}
+        self.step = int(meta.get("step", 0))
+
+    def generate(self, n: int, seed: int = 0) -> torch.Tensor:
+        chunks, done = [], 0
+        while done < n:
+            m = min(1024, n - done)
+            chunks.append(torch.from_numpy(self.model.sample(m, seed + done)))
+            done += m
+        return torch.cat(chunks)
+
+
+def applicable(state: TrainState | OnnxSource, names: list[str] | None = None) -> dict[str, Metric]:
     """Metrics that fit the run: those named, or every registered one whose ``applies`` says so."""
-    reg = state.manager.registries.metrics
+    reg = (getattr(state, "manager", None) or get_manager()).registries.metrics
     chosen = names if names else reg.list()
     out: dict[str, Metric] = {}
     for name in chosen:
@@ -27,11 +54,12 @@ def applicable(state: TrainState, names: list[str] | None = None) -> dict[str, M
     return out
 
 
-def evaluate(state: TrainState, metrics: dict[str, Metric] | None = None) -> dict[str, float]:
+def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None = None) -> dict[str, float]:
     """``{metric/figure: value}`` for the run's current weights; networks are left as they were found."""
     metrics = applicable(state) if metrics is None else metrics
-    modes = {role: m.training for role, m in state.nets.named().items()}
-    for m in state.nets.named().values():
+    nets = state.nets.named() if hasattr(state, "nets") else {}
+    modes = {role: m.training for role, m in nets.items()}
+    for m in nets.values():
         m.eval()
     results: dict[str, float] = {}
     try:
@@ -39,16 +67,23 @@ def evaluate(state: TrainState, metrics: dict[str, Metric] | None = None) -> dic
             for key, value in metric(state).items():
                 results[f"{name}/{key}"] = value
     finally:
-        for role, m in state.nets.named().items():
+        for role, m in nets.items():
             m.train(modes[role])
     return results
 
 
-def write_report(state: TrainState, results: dict[str, float]) -> Path:
-    assert state.run_dir is not None
-    path = state.run_dir / "eval" / f"step-{state.step:07d}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"step": state.step, "results": results}, indent=2) + "\n")
+def write_report(state: TrainState | OnnxSource, results: dict[str, float]) -> Path:
+    """``RUN/eval/step-N.json`` for a run, ``<model>.eval.json`` beside an exported model."""
+    if isinstance(state, OnnxSource):
+        path = state.path.with_name(f"{state.path.stem}.eval.json")
+    else:
+        assert state.run_dir is not None
+        path = state.run_dir / "eval" / f"step-{state.step:07d}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, {"step": state.step, "results": results})
+    except OSError as e:
+        raise GanError(f"could not write {path}: {e.strerror or e}") from None
     return path
 
 

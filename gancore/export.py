@@ -54,7 +54,8 @@ def generator_model(state: TrainState) -> ExportModel:
               "layout": "NCHW" if data.get("kind") == "image" else "N..."}
     return ExportModel(module=Positional(state.nets.generator, [s.name for s in specs]), inputs=specs,
                        outputs=[output["name"]], kind="generator",
-                       metadata={"output": output, "classes": data.get("classes"), "vocab": data.get("vocab")})
+                       metadata={"output": output, "classes": data.get("classes"), "vocab": data.get("vocab"),
+                                 "data": data, "data_name": state.config["data"]["name"]})
 
 
 def _examples(specs: Sequence[LatentSpec], n: int, seed: int) -> tuple[Tensor, ...]:

@@ -56,6 +56,12 @@ class TrainState:
     def latent_specs(self) -> tuple[LatentSpec, ...]:
         return tuple(self.sampler.specs)
 
+    def generate(self, n: int, seed: int = 0) -> Tensor:
+        """``n`` samples from the generator in eval mode (see :func:`gancore.sampling.generate`)."""
+        from gancore.sampling import generate
+
+        return generate(self, n, seed)
+
     def components(self) -> list[Any]:
         return [self.sampler, self.loss, *self.regularizers.values(), *self.nets.named().values()]
 

@@ -84,10 +84,9 @@ class FashionQuality(Metric):
         import torch.nn.functional as F
 
         from gancore.builtin.evaluator import embed
-        from gancore.sampling import generate
 
         ref = reference(self.samples)
-        x = generate(state, self.samples, seed=0).cpu()
+        x = state.generate(self.samples, seed=0).cpu()
         if x.shape[-1] != 28:  # runs trained at 32 or 64 px
             x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
         f, p = embed(x)

@@ -27,9 +27,7 @@ class Modes(Metric):
         return "modes" in state.data_info
 
     def __call__(self, state: Any) -> dict[str, float]:
-        from gancore.sampling import generate
-
-        x = generate(state, self.samples, self.seed).cpu()
+        x = state.generate(self.samples, self.seed).cpu()
         info = state.data_info
         return mixtures.mode_metrics(x, torch.tensor(info["modes"]), info["sigma"])
 

@@ -141,6 +141,21 @@ def test_eval_of_a_dcgan_run_prints_figures_beside_their_ceilings(trained_run, m
     assert (trained_run / "curves.png").exists()
 
 
+def test_eval_of_an_exported_onnx_generator(exported, monkeypatch, tmp_path):
+    import shutil
+
+    from gancore.builtin.image_metrics import FashionQuality
+
+    monkeypatch.setattr(FashionQuality, "samples", 500)
+    model = tmp_path / "generator.onnx"
+    shutil.copy(exported / "generator.onnx", model)  # the shared export stays as it is
+    res = gan("eval", model)
+    assert res.exit_code == 0, res.output
+    assert "fashion-quality/frechet" in res.stdout
+    report = json.loads((tmp_path / "generator.eval.json").read_text())
+    assert report["step"] == 6 and report["results"]["fashion-quality/classes"] == 10.0
+
+
 def test_eval_with_a_metric_that_does_not_fit(trained_run):
     one_line_error(gan("eval", trained_run, "--metric", "modes"), r"metric 'modes' does not fit this run")
 
