@@ -12,6 +12,7 @@ from gancore.components import Metric
 from gancore.errors import GanError
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import get_manager
+from gancore.sampling import eval_mode
 from gancore.state import TrainState
 
 
@@ -57,18 +58,12 @@ def applicable(state: TrainState | OnnxSource, names: list[str] | None = None) -
 def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None = None) -> dict[str, float]:
     """``{metric/figure: value}`` for the run's current weights; networks are left as they were found."""
     metrics = applicable(state) if metrics is None else metrics
-    nets = state.nets.named() if hasattr(state, "nets") else {}
-    modes = {role: m.training for role, m in nets.items()}
-    for m in nets.values():
-        m.eval()
+    nets = state.nets.named().values() if hasattr(state, "nets") else ()
     results: dict[str, float] = {}
-    try:
+    with eval_mode(*nets):
         for name, metric in metrics.items():
             for key, value in metric(state).items():
                 results[f"{name}/{key}"] = value
-    finally:
-        for role, m in nets.items():
-            m.train(modes[role])
     return results
 
 

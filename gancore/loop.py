@@ -16,17 +16,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gancore.checkpoint import list_checkpoints, load_checkpoint, read_json, recover, save_checkpoint
+from gancore.checkpoint import list_checkpoints, load_checkpoint, recover, save_checkpoint
 from gancore.components import Losses, Step
-from gancore.errors import CheckpointError, ConfigError, GanError
+from gancore.errors import ConfigError, GanError
 from gancore.evaluate import applicable, evaluate
 from gancore.fsutil import write_json_atomic, write_text_atomic
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
 from gancore.images import save_grid
 from gancore.plugins import PluginManager, get_manager
 from gancore.progress import Progress
-from gancore.resolve import resolve_config, validate
-from gancore.runs import is_run_dir, new_run_dir, pick_checkpoint, write_run_files
+from gancore.resolve import resolve_config
+from gancore.runs import load_run_config, new_run_dir, pick_checkpoint, write_run_files
+from gancore.sampling import eval_mode
 from gancore.state import TrainState, build_state, load_data
 
 
@@ -46,18 +47,8 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
                    device: str | None = None, mgr: PluginManager | None = None) -> TrainState:
     """Rebuild a run and restore its latest (or the named) checkpoint: weights, optimizers, RNGs, step."""
     path = Path(run)
-    if not is_run_dir(path):
-        raise CheckpointError(f"{str(path)!r} is not a gancore run folder (no config.json and run.json)")
     mgr = mgr or get_manager()
-    cfg = read_json(path / "config.json", "run config")
-    try:
-        if steps is not None:
-            cfg["train"]["steps"] = steps
-        if device:
-            cfg["device"] = device
-        cfg = validate(mgr, cfg)
-    except (ConfigError, KeyError, TypeError) as e:
-        raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
+    cfg = load_run_config(path, mgr, device=device, steps=steps)
     recover(path / "checkpoints")
     ckpt = pick_checkpoint(path, checkpoint)
     later = [c for c in list_checkpoints(path / "checkpoints") if int(c.name[5:]) > int(ckpt.name[5:])]
@@ -111,12 +102,8 @@ def sample_grid(state: TrainState, path: Path) -> Path | None:
     kind = state.data_info.get("kind")
     if kind not in ("image", "points"):
         return None
-    g = state.nets.generator
-    was_training = g.training
-    g.eval()
-    with torch.no_grad():
-        x = g(**state.fixed_latent).float().cpu().numpy()
-    g.train(was_training)
+    with eval_mode(state.nets.generator):
+        x = state.nets.generator(**state.fixed_latent).float().cpu().numpy()
     if kind == "points":
         from gancore.plots import scatter
 

@@ -91,16 +91,25 @@ class Registry:
                 f"unknown {self.kind[:-1]} {name!r}.{suggest(name, self._entries)} Known {self.kind}: {known}"
             ) from None
 
-    def build(self, name: str, params: Mapping[str, Any] | None = None, *, where: str = "", **extra: Any) -> Any:
-        """Build component ``name`` from ``params`` (checked against its config) plus ``extra`` keywords."""
+    def options(self, name: str, params: Mapping[str, Any] | None = None, *, where: str = "") -> dict[str, Any]:
+        """``params`` checked against component ``name``'s config: keys, types and its own range checks."""
         entry = self.get(name)
+        where = f"{where or self.kind[:-1]} {name!r}"
         params = dict(params or {})
         if entry.config is None:
             if params:
-                raise PluginError(f"{where or self.kind[:-1]} {name!r} takes no options, got {sorted(params)}")
+                raise ConfigError(f"{where} takes no options, got {', '.join(sorted(params))}")
+            return {}
+        return coerce_params(entry.config, params, where=where)
+
+    def build(self, name: str, params: Mapping[str, Any] | None = None, *, where: str = "", **extra: Any) -> Any:
+        """Build component ``name`` from ``params`` (checked against its config) plus ``extra`` keywords."""
+        entry = self.get(name)
+        opts = self.options(name, params, where=where)
+        if entry.config is None:
             return entry.builder(**extra)
         where = f"{where or self.kind[:-1]} {name!r}"
-        cfg = entry.config(**coerce_params(entry.config, params, where=where))
+        cfg = entry.config(**opts)
         try:
             return entry.builder(cfg, **extra)
         except ValueError as e:  # a builder's own check of its inputs, e.g. an image size it cannot make

@@ -54,11 +54,8 @@ def _component(registry: Registry, section: str, params: dict[str, Any]) -> dict
     name = params.pop("name", None)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{section}.name is missing; choose one of: {', '.join(registry.list())}")
-    entry = registry.get(name)
-    opts = coerce_params(entry.config, params, where=f"{section} {name!r}") if entry.config else {}
-    if entry.config is None and params:
-        raise ConfigError(f"{section} {name!r} takes no options, got {', '.join(sorted(params))}")
-    return {"name": name, **entry.defaults(), **opts}
+    opts = registry.options(name, params, where=section)
+    return {"name": name, **registry.get(name).defaults(), **opts}
 
 
 def validate(mgr: PluginManager, cfg: dict[str, Any]) -> dict[str, Any]:

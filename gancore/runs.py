@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from gancore.checkpoint import list_checkpoints, load_weights, read_json
 from gancore.errors import CheckpointError, ConfigError
@@ -61,23 +62,31 @@ def is_run_dir(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "run.json").is_file()
 
 
+def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None,
+                    steps: int | None = None) -> dict[str, Any]:
+    """A run folder's saved config, with ``device`` and ``steps`` overridden, checked as a new one would be."""
+    if not is_run_dir(path):
+        what = "is not a gancore run folder (no config.json and run.json)" if path.is_dir() else \
+            "is not a gancore run folder: it does not exist (runs are folders like runs/dcgan-0001)"
+        raise CheckpointError(f"{str(path)!r} {what}")
+    cfg = read_json(path / "config.json", "run config")
+    try:
+        if steps is not None:
+            cfg["train"]["steps"] = steps
+        if device:
+            cfg["device"] = device
+        return validate(mgr, cfg)
+    except (ConfigError, KeyError, TypeError) as e:
+        raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
+
+
 def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: str | None = None,
              device: str | None = None) -> TrainState:
     """Rebuild a run from its folder and load a checkpoint's weights (the latest unless ``checkpoint`` names one)."""
     path = Path(run)
-    if not path.is_dir():
-        raise CheckpointError(f"run {str(path)!r} does not exist (runs are folders like runs/dcgan-0001)")
-    if not is_run_dir(path):
-        raise CheckpointError(f"{str(path)!r} is not a gancore run folder (no config.json and run.json)")
     mgr = mgr or get_manager()
-    cfg = read_json(path / "config.json", "run config")
+    cfg = load_run_config(path, mgr, device=device)
     meta = read_json(path / "run.json", "run description")
-    if device:
-        cfg["device"] = device
-    try:
-        cfg = validate(mgr, cfg)
-    except (ConfigError, KeyError, TypeError) as e:
-        raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
     state = build_state(mgr, cfg, data_info=meta["data"])
     state.run_dir = path
     ckpt = pick_checkpoint(path, checkpoint)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,22 +14,35 @@ from gancore.errors import ExportError
 from gancore.images import save_grid
 
 
+@contextmanager
+def eval_mode(*modules: Any) -> Iterator[None]:
+    """Modules in eval mode without autograd for the block, then each back in the mode it was in."""
+    import torch
+
+    was = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, w in zip(modules, was, strict=True):
+            m.train(w)
+
+
 def generate(state: Any, n: int, seed: int = 0, chunk: int = 1024) -> Any:
     """``n`` samples from the run's generator (eval mode, no grad), drawn in chunks with a seeded RNG."""
     import torch
 
     from gancore.components import draw
 
-    g = state.nets.generator
-    was = g.training
-    g.eval()
     gen = torch.Generator(device=state.device).manual_seed(seed)
     out = []
-    with torch.no_grad():
+    with eval_mode(state.nets.generator):
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
-            out.append(g(**{s.name: draw(s, m, gen, state.device) for s in state.latent_specs}).float())
-    g.train(was)
+            latent = {s.name: draw(s, m, gen, state.device) for s in state.latent_specs}
+            out.append(state.nets.generator(**latent).float())
     return torch.cat(out)
 
 
