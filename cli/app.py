@@ -113,12 +113,19 @@ def sample(
     seed: Annotated[int, typer.Option(help="Seed of the latent draw.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     checkpoint: Annotated[str | None, typer.Option(help="A run's checkpoint step (default: latest).")] = None,
+    traverse: Annotated[bool, typer.Option(help="A latent traversal instead: rows are the categories of code 0, "
+                                                "columns sweep one continuous code from -2 to 2.")] = False,
+    code: Annotated[int, typer.Option(help="With --traverse: the continuous code to sweep.")] = 0,
 ) -> None:
     """Sample a grid from a run (PyTorch) or an exported ONNX model (onnxruntime)."""
     from gancore.sampling import sample as do_sample
 
-    res = do_sample(target, n=n, out=out, seed=seed, device=device, checkpoint=checkpoint)
-    typer.echo(f"wrote {res.out} ({n} samples; {res.backend} on {res.device})")
+    if code and not traverse:
+        fail("--code picks the continuous code a traversal sweeps; add --traverse")
+    res = do_sample(target, n=n, out=out, seed=seed, device=device, checkpoint=checkpoint,
+                    traverse=code if traverse else None)
+    what = "traversal" if traverse else f"{n} samples"
+    typer.echo(f"wrote {res.out} ({what}; {res.backend} on {res.device})")
 
 
 @app.command()

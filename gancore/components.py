@@ -70,7 +70,9 @@ class LatentSpec:
     """One named latent input: its per-example shape, dtype and distribution.
 
     ``distribution`` is one of ``normal`` (mean 0, std 1), ``uniform`` (on ``low``..``high``) or
-    ``categorical`` (int64 indices in ``[0, classes)``).
+    ``categorical`` (int64 indices in ``[0, classes)``). A 1-D categorical input holding several codes of
+    different sizes (InfoGAN's one 10-way and one 2-way code) lists them in ``categories``, one per column;
+    ``classes`` is then their maximum.
     """
 
     name: str
@@ -80,6 +82,17 @@ class LatentSpec:
     low: float = -1.0
     high: float = 1.0
     classes: int = 0
+    categories: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.categories and (len(self.shape) != 1 or len(self.categories) != self.shape[0]
+                                or self.classes != max(self.categories) or min(self.categories) < 1):
+            raise ValueError(f"latent {self.name!r}: categories {self.categories} must give one class count "
+                             f">= 1 per column of a 1-D shape, with classes their maximum")
+
+    def class_counts(self) -> tuple[int, ...]:
+        """Each column's class count (categorical, 1-D shape)."""
+        return self.categories or (self.classes,) * self.shape[-1]
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
@@ -88,13 +101,15 @@ class LatentSpec:
             d.update(low=self.low, high=self.high)
         if self.distribution == "categorical":
             d.update(classes=self.classes)
+            if self.categories:
+                d.update(categories=list(self.categories))
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LatentSpec:
         return cls(name=d["name"], shape=tuple(d["shape"]), distribution=d["distribution"],
                    dtype=d.get("dtype", "float32"), low=d.get("low", -1.0), high=d.get("high", 1.0),
-                   classes=d.get("classes", 0))
+                   classes=d.get("classes", 0), categories=tuple(d.get("categories", ())))
 
 
 def draw(spec: LatentSpec, n: int, gen: torch.Generator, device: torch.device) -> Tensor:
@@ -104,6 +119,10 @@ def draw(spec: LatentSpec, n: int, gen: torch.Generator, device: torch.device) -
         return torch.randn(shape, generator=gen, device=device)
     if spec.distribution == "uniform":
         return torch.rand(shape, generator=gen, device=device) * (spec.high - spec.low) + spec.low
+    if spec.distribution == "categorical" and spec.categories:  # a different class count per column
+        counts = torch.tensor(spec.categories, device=device)
+        u = torch.rand(shape, generator=gen, device=device)
+        return torch.minimum((u * counts).long(), counts - 1)
     if spec.distribution == "categorical":
         return torch.randint(0, spec.classes, shape, generator=gen, device=device)
     raise ValueError(f"unknown distribution {spec.distribution!r}")

@@ -52,6 +52,19 @@ def session(path: str | Path, device: str = "auto") -> Any:
 DISTRIBUTIONS = {"normal": "float32", "uniform": "float32", "categorical": "int64"}
 
 
+def draw_input(spec: dict[str, Any], rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Values of ``shape`` for one input, from the distribution its (checked) spec names."""
+    dist = spec["distribution"]
+    if dist == "normal":
+        return rng.standard_normal(shape, dtype=np.float32)
+    if dist == "uniform":
+        return rng.uniform(spec["low"], spec["high"], shape).astype(np.float32)
+    if dist == "categorical":
+        high = np.array(spec["categories"]) if "categories" in spec else spec["classes"]
+        return rng.integers(0, high, shape, dtype=np.int64)
+    raise ExportError(f"input {spec['name']!r} has an unknown distribution {dist!r}")
+
+
 def parse_metadata(raw: dict[str, str], where: str = "model") -> dict[str, Any]:
     """gancore's ``metadata_props`` -> dict, checking every input spec; ExportError on anything malformed."""
     meta: dict[str, Any] = {}
@@ -98,6 +111,11 @@ def _check_spec(spec: Any, where: str) -> None:
     if dist == "categorical" and not (isinstance(spec.get("classes"), int) and not isinstance(spec["classes"], bool)
                                       and spec["classes"] >= 1):
         raise ExportError(f"{bad} (categorical needs classes >= 1)")
+    cats = spec.get("categories")
+    if cats is not None and not (isinstance(cats, list) and len(shape) == 1 and len(cats) == shape[0]
+                                 and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in cats)
+                                 and max(cats) == spec["classes"]):
+        raise ExportError(f"{bad} (categories must list one class count >= 1 per column, classes their maximum)")
 
 
 class OnnxModel:
@@ -131,19 +149,7 @@ class OnnxModel:
     def draw(self, n: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Latent inputs for ``n`` samples, from the distributions in the metadata."""
         rng = np.random.default_rng(seed)
-        feeds = {}
-        for spec in self.inputs:
-            shape = (n, *spec["shape"])
-            dist = spec["distribution"]
-            if dist == "normal":
-                feeds[spec["name"]] = rng.standard_normal(shape, dtype=np.float32)
-            elif dist == "uniform":
-                feeds[spec["name"]] = rng.uniform(spec["low"], spec["high"], shape).astype(np.float32)
-            elif dist == "categorical":
-                feeds[spec["name"]] = rng.integers(0, spec["classes"], shape, dtype=np.int64)
-            else:
-                raise ExportError(f"input {spec['name']!r} has an unknown distribution {dist!r}")
-        return feeds
+        return {spec["name"]: draw_input(spec, rng, (n, *spec["shape"])) for spec in self.inputs}
 
     def check(self, feeds: dict[str, np.ndarray]) -> None:
         """Refuse inputs that do not fit the metadata: a wrong name, shape or dtype, a category out of range."""
@@ -157,8 +163,14 @@ class OnnxModel:
                                   f"{', '.join(map(str, spec['shape']))}), got {v.shape}")
             if str(v.dtype) != spec["dtype"]:
                 raise ExportError(f"input {spec['name']!r} must be {spec['dtype']}, got {v.dtype}")
-            if spec["distribution"] == "categorical" and v.size and (v.min() < 0 or v.max() >= spec["classes"]):
-                raise ExportError(f"input {spec['name']!r} holds a category outside [0, {spec['classes']})")
+            if spec["distribution"] == "categorical" and v.size:
+                high = np.array(spec["categories"]) if "categories" in spec else spec["classes"]
+                bad = np.argwhere((v < 0) | (v >= high))
+                if len(bad):
+                    at = tuple(int(i) for i in bad[0])
+                    limit = high[at[-1]] if "categories" in spec else high
+                    raise ExportError(f"input {spec['name']!r} holds category {v[at]} at index {list(at)}, outside "
+                                      f"[0, {limit}); the model would turn it into a silent row of zeros")
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         self.check(feeds)

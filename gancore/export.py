@@ -8,6 +8,7 @@ check has passed, so a failed export leaves nothing behind and an existing expor
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import os
@@ -82,6 +83,13 @@ def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(diffs)
 
 
+def _batch_dims(module: nn.Module, n: int, batch: Any) -> tuple[Any, ...]:
+    """Dim 0 of every input is the batch; ``forward(*args)`` takes them as one tuple, ``forward(a, b)`` one each."""
+    params = inspect.signature(module.forward).parameters.values()
+    each = tuple({0: batch} for _ in range(n))
+    return (each,) if any(p.kind is p.VAR_POSITIONAL for p in params) else each
+
+
 def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dict[str, Any]:
     """Write ``model`` as one ONNX file with a dynamic batch; check it fully and against PyTorch."""
     import onnx
@@ -95,8 +103,8 @@ def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dic
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
-            program = torch.onnx.export(module, example, dynamo=True, input_names=names,
-                                        output_names=model.outputs, dynamic_shapes=(tuple({0: batch} for _ in names),),
+            program = torch.onnx.export(module, example, dynamo=True, input_names=names, output_names=model.outputs,
+                                        dynamic_shapes=_batch_dims(module, len(names), batch),
                                         external_data=False, verbose=False)
         except Exception as e:
             raise ExportError(f"torch.onnx.export failed for the {model.kind}: {type(e).__name__}: "

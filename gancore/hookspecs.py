@@ -154,6 +154,18 @@ def gan_train_log(state: TrainState, metrics: dict[str, float]) -> None:
 
 
 @hookspec
+def gan_train_pictures(state: TrainState, folder: Path) -> list[Path] | None:
+    """Called each time the loop draws its sample grid (every ``train.sample_every`` steps, and at the end):
+    draw the plugin's own pictures of the run (latent traversals, reconstructions) into ``folder``.
+
+    :param state: the run's training state; networks are in training mode (use
+        :func:`gancore.sampling.eval_mode`).
+    :param folder: the run's ``samples/`` folder; name files with ``state.step`` so they do not overwrite.
+    :return: the files written, or None when the run is not the plugin's.
+    """
+
+
+@hookspec
 def gan_train_checkpoint(state: TrainState, path: Path) -> None:
     """Called after a checkpoint has been written completely.
 

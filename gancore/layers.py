@@ -21,13 +21,19 @@ class LatentInput(nn.Module):
             n = 1
             for d in s.shape:
                 n *= d
-            self.dim += n * s.classes if s.distribution == "categorical" else n
+            if s.categories:
+                self.dim += sum(s.categories)
+            else:
+                self.dim += n * s.classes if s.distribution == "categorical" else n
 
     def forward(self, latent: dict[str, Tensor]) -> Tensor:
         parts = []
         for s in self.specs:
             v = latent[s.name]
-            if s.distribution == "categorical":
+            if s.categories:  # one code per column, each one-hot at its own size
+                v = torch.cat([nn.functional.one_hot(v[:, i].long(), k) for i, k in enumerate(s.categories)], 1)
+                v = v.to(torch.float32)
+            elif s.distribution == "categorical":
                 v = nn.functional.one_hot(v.long(), s.classes).to(torch.float32)
             parts.append(v.flatten(1))
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]

@@ -200,6 +200,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         if state.step % cfg["sample_every"] == 0 or last:
             try:
                 sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
+                hook.gan_train_pictures(state=state, folder=run_dir / "samples")
             except OSError as e:
                 raise GanError(f"could not write a sample grid in {run_dir}: {e.strerror or e}; the last "
                                f"checkpoint is intact. Free disk space, then --resume {run_dir}") from None

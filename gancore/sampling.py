@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gancore.deploy import draw_input
 from gancore.errors import ExportError
 from gancore.images import save_grid
 
@@ -46,6 +47,59 @@ def generate(state: Any, n: int, seed: int = 0, chunk: int = 1024) -> Any:
     return torch.cat(out)
 
 
+def traversal_latent(specs: list[dict[str, Any]], code: int = 0, cols: int = 10,
+                     span: tuple[float, float] = (-2.0, 2.0), seed: int = 0) -> tuple[dict[str, np.ndarray], int]:
+    """Latent inputs for a traversal grid and its row length: one row per class of categorical code 0, one column
+    per value of continuous code ``code`` swept over ``span``; every other input is one draw held fixed.
+
+    Without a ``continuous`` input the columns are different noise draws; without a ``categorical`` one there
+    are 8 rows of different noise. ``specs`` are input specs as JSON (``LatentSpec.to_json`` or ONNX metadata).
+    """
+    by_name = {s["name"]: s for s in specs}
+    cat, cont = by_name.get("categorical"), by_name.get("continuous")
+    if cat is None and cont is None:
+        raise ExportError("this model's latent has no categorical or continuous code to traverse "
+                          "(--traverse is for code-structured latents, e.g. --plugin infogan)")
+    if cont is not None and not 0 <= code < cont["shape"][0]:
+        raise ExportError(f"--code {code} is out of range: this model has {cont['shape'][0]} continuous code(s), "
+                          f"numbered from 0")
+    rows = (cat["categories"][0] if "categories" in cat else cat["classes"]) if cat is not None else 8
+    n = rows * cols
+    rng = np.random.default_rng(seed)
+    row, col = np.divmod(np.arange(n), cols)
+    varies = row if cat is None else (col if cont is None else None)  # which index picks a fresh noise draw
+    feeds: dict[str, np.ndarray] = {}
+    for spec in specs:
+        shape = tuple(spec["shape"])
+        if spec["distribution"] == "categorical":
+            v = np.repeat(draw_input(spec, rng, shape)[None], n, axis=0)
+            if spec is cat:
+                v[:, 0] = row
+        else:
+            fresh = varies is not None and spec is not cont
+            draws = np.stack([draw_input(spec, rng, shape) for _ in range(max(rows, cols) if fresh else 1)])
+            v = draws[varies] if fresh else np.repeat(draws, n, axis=0)
+            if spec is cont:
+                v[:, code] = np.linspace(span[0], span[1], cols, dtype=np.float32)[col]
+        feeds[spec["name"]] = np.ascontiguousarray(v)
+    return feeds, cols
+
+
+def _run_generator(state: Any, feeds: dict[str, np.ndarray]) -> Any:
+    import torch
+
+    latent = {k: torch.from_numpy(v).to(state.device) for k, v in feeds.items()}
+    with eval_mode(state.nets.generator):
+        return state.nets.generator(**latent).float().cpu()
+
+
+def traverse(state: Any, path: str | Path, code: int = 0, cols: int = 10, seed: int = 0) -> Path:
+    """Draw a run's traversal grid of continuous code ``code`` (see :func:`traversal_latent`) as a PNG."""
+    feeds, nrow = traversal_latent([s.to_json() for s in state.latent_specs], code, cols, seed=seed)
+    x = _run_generator(state, feeds).numpy()
+    return save_grid(x, path, tuple(state.data_info["value_range"]), nrow=nrow)
+
+
 @dataclass
 class SampleResult:
     samples: np.ndarray
@@ -55,16 +109,24 @@ class SampleResult:
 
 
 def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, seed: int = 0,
-           device: str = "auto", checkpoint: str | None = None) -> SampleResult:
-    """Sample ``n`` items from a run folder or a ``.onnx`` file; write a PNG grid to ``out`` if given."""
+           device: str = "auto", checkpoint: str | None = None, traverse: int | None = None) -> SampleResult:
+    """Sample ``n`` items from a run folder or a ``.onnx`` file; write a PNG grid to ``out`` if given.
+
+    With ``traverse=i``, draw a traversal grid of continuous code ``i`` instead (see :func:`traversal_latent`).
+    """
     if n < 1:
         raise ExportError(f"-n must be >= 1, got {n}")
     target = Path(target)
+    nrow = None
     if target.suffix == ".onnx":
         from gancore.deploy import OnnxModel
 
         model = OnnxModel(target, device=device)
-        x = model.sample(n, seed)
+        if traverse is not None:
+            feeds, nrow = traversal_latent(model.inputs, traverse, seed=seed)
+            x = model.run(feeds)[0]
+        else:
+            x = model.sample(n, seed)
         value_range = tuple(model.meta.get("output", {}).get("value_range", (-1.0, 1.0)))
         kind = "image" if model.meta.get("output", {}).get("layout") == "NCHW" else "other"
         res = SampleResult(x, "onnxruntime", model.provider, None)
@@ -72,7 +134,11 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
         from gancore.runs import open_run
 
         state = open_run(target, checkpoint=checkpoint, device=None if device == "auto" else device)
-        x = generate(state, n, seed).cpu().numpy()
+        if traverse is not None:
+            feeds, nrow = traversal_latent([s.to_json() for s in state.latent_specs], traverse, seed=seed)
+            x = _run_generator(state, feeds).numpy()
+        else:
+            x = generate(state, n, seed).cpu().numpy()
         value_range = tuple(state.data_info["value_range"])
         kind = state.data_info.get("kind", "image")
         res = SampleResult(x, "pytorch", str(state.device), None)
@@ -80,7 +146,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
         if kind != "image" or res.samples.ndim != 4:
             raise ExportError("this model does not produce images; a PNG grid needs image output")
         try:
-            res.out = save_grid(res.samples, out, value_range)  # type: ignore[arg-type]
+            res.out = save_grid(res.samples, out, value_range, nrow=nrow)  # type: ignore[arg-type]
         except (OSError, ValueError) as e:
             raise ExportError(f"could not write {str(out)!r}: {getattr(e, 'strerror', None) or e}") from None
     return res

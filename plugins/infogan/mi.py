@@ -1,0 +1,73 @@
+"""The mutual-information term: a variational lower bound of I(c; G(z, c)) (Chen et al. 2016, eq. 5).
+
+L_I = lambda_cat * sum over categorical codes of CE(Q(x), c)
+    + lambda_cont * sum over continuous codes of -log N(c; mu_Q(x), sigma^2)
+with sigma = 1 (fixed) or Q's own estimate (learnt). Minimising L_I maximises the bound up to the constant
+entropy H(c). It joins both phases: in D's step it trains D's body and Q on G's (detached) samples; in G's
+step it trains G and Q's own layers, so Q is updated with both networks as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gancore.components import Losses, Regularizer, Step
+from gancore.errors import ConfigError
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+NO_Q = ("regularizer mutual-info needs a discriminator with a Q head for the latent's codes; use "
+        "--set discriminator.name=infogan")
+
+
+@dataclass(kw_only=True)
+class MutualInfoConfig:
+    lambda_cat: float = 1.0
+    lambda_cont: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.lambda_cat < 0 or self.lambda_cont < 0:
+            raise ValueError(f"lambda_cat and lambda_cont must be >= 0, got {self.lambda_cat}, {self.lambda_cont}")
+
+
+def categorical_nll(logits: Tensor, codes: Tensor) -> Tensor:
+    """Cross-entropy summed over codes, mean over the batch. ``logits`` B x codes x classes, ``codes`` B x codes."""
+    return F.cross_entropy(logits.flatten(0, 1), codes.flatten().long(), reduction="sum") / codes.shape[0]
+
+
+def gaussian_nll(mean: Tensor, codes: Tensor, logstd: Tensor | None = None) -> Tensor:
+    """-log N(codes; mean, std^2) summed over codes, mean over the batch; std = 1 unless ``logstd`` is given."""
+    if logstd is None:
+        nll = 0.5 * (codes - mean).pow(2) + HALF_LOG_2PI
+    else:
+        nll = 0.5 * ((codes - mean) * torch.exp(-logstd)).pow(2) + logstd + HALF_LOG_2PI
+    return nll.sum(1).mean()
+
+
+class MutualInfo(Regularizer):
+    """InfoGAN's L_I on the fake batch's codes, read back by the discriminator's Q head."""
+
+    phases = ("discriminator", "generator")
+
+    def __init__(self, cfg: MutualInfoConfig) -> None:
+        self.cfg = cfg
+
+    def __call__(self, step: Step) -> Losses:
+        heads = step.d_fake().heads
+        prefix = "d" if step.phase == "discriminator" else "g"
+        terms: Losses = {}
+        if "categorical" in step.latent and self.cfg.lambda_cat:
+            if "q_cat" not in heads:
+                raise ConfigError(NO_Q)
+            nll = categorical_nll(heads["q_cat"], step.latent["categorical"])
+            terms[f"{prefix}_mi_cat"] = self.cfg.lambda_cat * nll
+        if "continuous" in step.latent and self.cfg.lambda_cont:
+            if "q_cont_mean" not in heads:
+                raise ConfigError(NO_Q)
+            terms[f"{prefix}_mi_cont"] = self.cfg.lambda_cont * gaussian_nll(
+                heads["q_cont_mean"], step.latent["continuous"], heads.get("q_cont_logstd"))
+        return terms
