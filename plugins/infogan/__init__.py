@@ -56,12 +56,15 @@ def recipe() -> dict[str, Any]:
     return {
         "data": {"name": "fashion-mnist"},
         "sampler": {"name": "infogan", "noise": 62, "categorical": [10], "continuous": 2},
-        "generator": {"name": "infogan"},
-        "discriminator": {"name": "infogan"},
+        # width 32 rather than the paper's 64: about twice as fast on a CPU, sharper samples at this budget.
+        "generator": {"name": "infogan", "width": 32},
+        "discriminator": {"name": "infogan", "width": 32},
         "loss": {"name": "nonsaturating"},
-        "regularizers": {"mutual-info": {"lambda_cat": 1.0, "lambda_cont": 1.0}},
+        # lambda_real: Q also clusters the real batch (CatGAN/IMSAT-style); lifts the code's accuracy on real
+        # images above the paper's objective at this budget (bench/infogan.py). lambda_real=0 is the paper.
+        "regularizers": {"mutual-info": {"lambda_cat": 1.0, "lambda_cont": 1.0, "lambda_real": 0.3}},
         # The paper's rates: G learns faster than D (1e-3 against 2e-4).
-        "train": {"steps": 3000, "batch_size": 64, "lr_g": 1e-3, "lr_d": 2e-4, "beta1": 0.5},
+        "train": {"steps": 2000, "batch_size": 64, "lr_g": 1e-3, "lr_d": 2e-4, "beta1": 0.5},
     }
 
 

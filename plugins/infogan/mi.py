@@ -5,6 +5,10 @@ L_I = lambda_cat * sum over categorical codes of CE(Q(x), c)
 with sigma = 1 (fixed) or Q's own estimate (learnt). Minimising L_I maximises the bound up to the constant
 entropy H(c). It joins both phases: in D's step it trains D's body and Q on G's (detached) samples; in G's
 step it trains G and Q's own layers, so Q is updated with both networks as in the paper.
+
+Option ``lambda_real`` (0 = the paper) adds, in D's step, a clustering term on the real batch
+(as in CatGAN and IMSAT): E_x H(Q(c|x)) - H(E_x Q(c|x)) for each categorical code. Q then reads real images
+with confident and balanced categories, the same categories it must read back from G's samples.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ NO_Q = ("regularizer mutual-info needs a discriminator with a Q head for the lat
 class MutualInfoConfig:
     lambda_cat: float = 1.0
     lambda_cont: float = 1.0
+    lambda_real: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.lambda_cat < 0 or self.lambda_cont < 0:
-            raise ValueError(f"lambda_cat and lambda_cont must be >= 0, got {self.lambda_cat}, {self.lambda_cont}")
+        if min(self.lambda_cat, self.lambda_cont, self.lambda_real) < 0:
+            raise ValueError(f"lambda_cat, lambda_cont and lambda_real must be >= 0, got {self.lambda_cat}, "
+                             f"{self.lambda_cont}, {self.lambda_real}")
 
 
 def categorical_nll(logits: Tensor, codes: Tensor) -> Tensor:
@@ -46,6 +52,19 @@ def gaussian_nll(mean: Tensor, codes: Tensor, logstd: Tensor | None = None) -> T
     else:
         nll = 0.5 * ((codes - mean) * torch.exp(-logstd)).pow(2) + logstd + HALF_LOG_2PI
     return nll.sum(1).mean()
+
+
+def clustering_entropy(logits: Tensor) -> Tensor:
+    """Mean conditional entropy minus marginal entropy of the categories, summed over codes (B x codes x classes).
+
+    Low when each example gets one category with confidence and the batch spreads over all of them.
+    """
+    logp = F.log_softmax(logits, dim=2)
+    p = logp.exp()
+    conditional = -(p * logp).sum(2).mean(0)
+    marginal_p = p.mean(0)
+    marginal = -(marginal_p * marginal_p.clamp_min(1e-12).log()).sum(1)
+    return (conditional - marginal).sum()
 
 
 class MutualInfo(Regularizer):
@@ -70,4 +89,6 @@ class MutualInfo(Regularizer):
                 raise ConfigError(NO_Q)
             terms[f"{prefix}_mi_cont"] = self.cfg.lambda_cont * gaussian_nll(
                 heads["q_cont_mean"], step.latent["continuous"], heads.get("q_cont_logstd"))
+        if self.cfg.lambda_real and step.phase == "discriminator" and "q_cat" in heads:
+            terms["d_cluster_real"] = self.cfg.lambda_real * clustering_entropy(step.d_real().heads["q_cat"])
         return terms

@@ -106,6 +106,16 @@ def test_continuous_term_is_the_gaussian_nll():
     assert mi.gaussian_nll(codes, codes).item() == pytest.approx(2 * 0.5 * math.log(2 * math.pi))
 
 
+def test_real_data_clustering_term_on_known_logits():
+    k = 4
+    uniform = torch.zeros(8, 1, k)  # unsure about everything: H(c|x) = H(c) = log k
+    assert mi.clustering_entropy(uniform).item() == pytest.approx(0.0, abs=1e-6)
+    balanced = torch.full((8, 1, k), -40.0).scatter(2, (torch.arange(8) % k).view(8, 1, 1), 40.0)
+    assert mi.clustering_entropy(balanced).item() == pytest.approx(-math.log(k), abs=1e-5)  # the minimum
+    collapsed = torch.full((8, 1, k), -40.0).scatter(2, torch.zeros(8, 1, 1, dtype=torch.long), 40.0)
+    assert mi.clustering_entropy(collapsed).item() == pytest.approx(0.0, abs=1e-5)  # sure, but one cluster
+
+
 def _nets(**dcfg):
     specs = latent.latent_specs(latent.InfoLatentConfig(noise=4, categorical=[3, 2], continuous=2))
     g = nets.Generator(nets.GeneratorConfig(width=4, hidden=16), specs, (1, 28, 28))
@@ -138,8 +148,9 @@ def test_mi_term_reaches_the_right_networks(phase):
     specs, n = _nets()
     z = {s.name: draw(s, 6, torch.Generator().manual_seed(1), torch.device("cpu")) for s in specs}
     step = Step(phase, Batch(x=torch.randn(6, 1, 28, 28)), z, n, 0, 1)
-    terms = mi.MutualInfo(mi.MutualInfoConfig(lambda_cat=1.0, lambda_cont=0.5))(step)
-    assert set(terms) == {f"{phase[0]}_mi_cat", f"{phase[0]}_mi_cont"}
+    terms = mi.MutualInfo(mi.MutualInfoConfig(lambda_cat=1.0, lambda_cont=0.5, lambda_real=0.5))(step)
+    real_term = {"d_cluster_real"} if phase == "discriminator" else set()  # the real batch is D's business
+    assert set(terms) == {f"{phase[0]}_mi_cat", f"{phase[0]}_mi_cont"} | real_term
     sum(terms.values()).backward()
     g_grad = any(p.grad is not None for p in n.generator.parameters())
     assert g_grad == (phase == "generator")  # D's step sees a detached fake
