@@ -16,7 +16,7 @@ for spec in meta["inputs"]:  # every input's shape and distribution is in the mo
     elif spec["distribution"] == "uniform":
         feeds[spec["name"]] = rng.uniform(spec["low"], spec["high"], shape).astype(np.float32)
     else:
-        feeds[spec["name"]] = rng.integers(0, spec["classes"], shape, dtype=np.int64)
+        feeds[spec["name"]] = rng.integers(0, np.array(spec.get("categories", spec["classes"])), shape, dtype=np.int64)
 images = sess.run(None, feeds)[0]  # N x C x H x W in meta["output"]["value_range"]
 lo, hi = meta["output"]["value_range"]
 pixels = ((images[:, 0] - lo) / (hi - lo) * 255).clip(0, 255).astype(np.uint8)  # first channel, greyscale

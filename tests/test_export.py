@@ -122,5 +122,5 @@ def test_inputs_are_checked_against_the_metadata(exported):
 def test_categorical_inputs_out_of_range_are_refused(exported):
     model = OnnxModel(exported / "generator.onnx")
     model.inputs = [{"name": "noise", "shape": [1], "dtype": "int64", "distribution": "categorical", "classes": 10}]
-    with pytest.raises(ExportError, match=r"category outside \[0, 10\)"):
+    with pytest.raises(ExportError, match=r"category 10 at index \[1, 0\], outside \[0, 10\)"):
         model.check({"noise": np.array([[3], [10]], dtype=np.int64)})

@@ -76,6 +76,9 @@ class MutualInfo(Regularizer):
         self.cfg = cfg
 
     def __call__(self, step: Step) -> Losses:
+        if "categorical" not in step.latent and "continuous" not in step.latent:
+            raise ConfigError("regularizer mutual-info needs a latent with codes (inputs named categorical or "
+                              "continuous); use --set sampler.name=infogan")
         heads = step.d_fake().heads
         prefix = "d" if step.phase == "discriminator" else "g"
         terms: Losses = {}

@@ -165,6 +165,10 @@ def test_mi_without_a_q_head_is_a_clear_error():
     z = {s.name: draw(s, 4, torch.Generator().manual_seed(1), torch.device("cpu")) for s in specs}
     with pytest.raises(ConfigError, match="Q head"):
         mi.MutualInfo(mi.MutualInfoConfig())(Step("generator", Batch(x=torch.randn(4, 1, 28, 28)), z, n, 0, 1))
+    noise_only = {"noise": z["noise"]}
+    with pytest.raises(ConfigError, match="latent with codes"):
+        mi.MutualInfo(mi.MutualInfoConfig())(Step("generator", Batch(x=torch.randn(4, 1, 28, 28)), noise_only, n,
+                                                  0, 1))
 
 
 # ---------------------------------------------------------------------------------------------- code metrics
@@ -277,3 +281,17 @@ def test_q_head_is_exported_with_parity(export, run):
     with torch.no_grad():
         ref = nets.QModel(d)(torch.from_numpy(x))
     assert np.abs(ref[0].numpy() - logits).max() <= 1e-4 and np.abs(ref[1].numpy() - cont).max() <= 1e-4
+
+
+def test_the_deployment_example_feeds_the_code_inputs_without_torch(export, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_deploy import GUARD
+
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, "-c", GUARD, str(root / "examples" / "deploy_onnx.py"),
+                          str(export / "generator.onnx"), "3", str(tmp_path / "s.pgm")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "3 samples from infogan" in res.stdout
