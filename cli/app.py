@@ -59,11 +59,19 @@ def train(
     on_nan: Annotated[str | None, typer.Option(help="On NaN/Inf: stop (default) or rollback to the last good "
                                                     "checkpoint with lower learning rates.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
+    nproc: Annotated[int, typer.Option(help="Data-parallel processes on this machine (torchrun; gloo on CPU, "
+                                            "NCCL on GPUs).")] = 1,
 ) -> None:
     """Train a GAN; prints the run folder on the last line of stdout."""
+    from gancore import distributed
     from gancore.config import load_toml, parse_sets
     from gancore.loop import prepare, prepare_resume
     from gancore.loop import train as run_training
+
+    if nproc < 1:
+        fail(f"--nproc must be >= 1, got {nproc}")
+    if nproc > 1 and not distributed.launched():
+        raise typer.Exit(_torchrun(nproc))
 
     if resume is not None:
         given = [plugin, set_, config, dataset, data_dir, batch_size, seed, out, on_nan]
@@ -100,9 +108,32 @@ def train(
             opts["data"]["dir"] = data_dir
         layers.append(opts)
         state = prepare(plugin, *layers, out=out)  # type: ignore[arg-type]
-    typer.echo(f"run folder: {state.run_dir} (device {state.device}, from step {state.step})", err=True)
-    run_training(state, progress=not quiet)
-    typer.echo(str(state.run_dir))
+    world = state.world
+    if world.main:
+        procs = f", {world.size} processes" if world.active else ""
+        typer.echo(f"run folder: {state.run_dir} (device {state.device}{procs}, from step {state.step})", err=True)
+    try:
+        run_training(state, progress=not quiet)
+    finally:
+        distributed.finish(state.nets)
+    if world.main:
+        typer.echo(str(state.run_dir))
+
+
+def _torchrun(nproc: int) -> int:
+    """Start ``nproc`` copies of this ``gan train`` command under torchrun (one machine; see the README for
+    several machines) and return its exit code."""
+    args, skip = [], False
+    for a in sys.argv[2:]:  # after "gan train"
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "gancore_cli", "train", *args]
+    return subprocess.call(cmd)
 
 
 @app.command()

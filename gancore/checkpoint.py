@@ -71,6 +71,7 @@ def state_tensors(state: TrainState) -> tuple[dict[str, Tensor], dict[str, Tenso
         "cursor": state.cursor,
         "rollbacks": state.rollbacks,
         "device_type": state.device.type,
+        "world_size": state.world.size,  # data-parallel processes that trained it (rank 0 wrote it)
         "optimizers": {
             "generator": _optimizer_tensors("optim.generator", state.opt_g, train),
             "discriminator": _optimizer_tensors("optim.discriminator", state.opt_d, train),
@@ -218,7 +219,13 @@ def load_checkpoint(state: TrainState, ckpt: Path) -> None:
         _load_optimizer(state.opt_d, "optim.discriminator", meta["optimizers"]["discriminator"], train,
                         state.device)
         torch.set_rng_state(train["rng.torch"])
-        if meta.get("device_type", state.device.type) == state.device.type:
+        saved_world = int(meta.get("world_size", 1))
+        if state.world.active or saved_world != state.world.size:
+            # Several processes cannot all continue rank 0's streams, and the epoch order indexed its shard:
+            # each process reseeds from (seed, step, rank) and starts a fresh pass over its own examples.
+            state.step = meta["step"]
+            state.reseed()
+        elif meta.get("device_type", state.device.type) == state.device.type:
             state.latent_gen.set_state(train["rng.latent"])
             state.data_gen.set_state(train["rng.data"])
             if "rng.cuda" in train and state.device.type == "cuda":
@@ -226,12 +233,13 @@ def load_checkpoint(state: TrainState, ckpt: Path) -> None:
         else:  # a CPU generator's state does not fit a CUDA one: continue, reseeded from the step
             print(f"gancore: warning: checkpoint {ckpt.name} was written on {meta['device_type']}, resuming on "
                   f"{state.device.type}: the run continues but not bit-for-bit", file=sys.stderr)
-            state.latent_gen.manual_seed(state.config["seed"] + 1 + 1000 * meta["step"])
-            state.data_gen.manual_seed(state.config["seed"] + 2 + 1000 * meta["step"])
+            state.step = meta["step"]
+            state.reseed()
         state.fixed_latent = {k.split(".", 1)[1]: v.to(state.device) for k, v in train.items()
                               if k.startswith("fixed_latent.")}
-        state.perm = train["data.perm"].to(state.device) if "data.perm" in train else None
-        state.cursor = int(meta.get("cursor", 0))
+        same_world = saved_world == state.world.size and not state.world.active
+        state.perm = train["data.perm"].to(state.device) if "data.perm" in train and same_world else None
+        state.cursor = int(meta.get("cursor", 0)) if state.perm is not None else 0
         state.rollbacks = int(meta.get("rollbacks", 0))
     except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as e:
         raise CheckpointError(f"checkpoint {ckpt} is inconsistent ({type(e).__name__}: {e})") from None

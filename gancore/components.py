@@ -164,9 +164,20 @@ class Nets:
     discriminator: nn.Module
     extra: dict[str, nn.Module] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)  # extra role -> "generator" | "discriminator"
+    parallel: dict[str, nn.Module] = field(default_factory=dict)  # role -> its DistributedDataParallel wrapper
 
     def named(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator, **self.extra}
+
+    def group_of(self, role: str) -> str:
+        return role if role in ("generator", "discriminator") else self.groups[role]
+
+    def call(self, role: str, phase: str) -> nn.Module:
+        """The module to run for ``role`` in ``phase``: its DDP wrapper in the phase that trains it (so its
+        gradients are averaged over processes), the bare module otherwise (and always in a single process)."""
+        if role in self.parallel and self.group_of(role) == phase:
+            return self.parallel[role]
+        return self.named()[role]
 
     def parameters_of(self, group: str) -> list[nn.Parameter]:
         """The parameters one optimizer trains: its main network plus the extra ones in its group."""
@@ -210,8 +221,12 @@ class Step:
                 with torch.no_grad():
                     self._cache["fake"] = self.nets.generator(**self.latent)
             else:
-                self._cache["fake"] = self.nets.generator(**self.latent)
+                self._cache["fake"] = self.nets.call("generator", self.phase)(**self.latent)
         return self._cache["fake"]
+
+    def run(self, role: str, *args: Any, **kwargs: Any) -> Any:
+        """Run network ``role`` (``generator``, ``discriminator`` or an extra one) the way this phase trains it."""
+        return self.nets.call(role, self.phase)(*args, **kwargs)
 
     def cached(self, key: str, fn: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -219,10 +234,10 @@ class Step:
         return self._cache[key]
 
     def d_real(self) -> DOut:
-        return self.cached("d_real", lambda: self.nets.discriminator(self.real))
+        return self.cached("d_real", lambda: self.run("discriminator", self.real))
 
     def d_fake(self) -> DOut:
-        return self.cached("d_fake", lambda: self.nets.discriminator(self.fake))
+        return self.cached("d_fake", lambda: self.run("discriminator", self.fake))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ specs below, exposed through an entry point in the ``gancore`` group::
 Registration hooks run once, when the plugin manager starts; each receives a ``register`` callable
 bound to the plugin, so the registries can name the plugin behind every component. The training
 hooks run at phase boundaries of the loop (start, each log line, each checkpoint, end), never per
-tensor op.
+tensor op. In data-parallel training (``state.world``), ``gan_train_start`` and ``gan_train_end`` run in
+every process; the log, picture and checkpoint hooks run in rank 0 alone, which writes the run folder.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gancore import distributed
 from gancore.checkpoint import list_checkpoints, load_checkpoint, recover, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.errors import ConfigError, GanError
@@ -38,8 +39,12 @@ def prepare(plugin: str, *layers: dict[str, Any], out: str | None = None,
     cfg = resolve_config(mgr, plugin, *layers)
     data = load_data(mgr, cfg, train=True)
     state = build_state(mgr, cfg, data=data)
-    state.run_dir = new_run_dir(plugin, out)  # last: a bad config or missing data leaves no folder behind
-    write_run_files(state)
+    world = state.world
+    if world.main:
+        state.run_dir = new_run_dir(plugin, out)  # last: a bad config or missing data leaves no folder behind
+        write_run_files(state)
+    state.run_dir = Path(distributed.broadcast_text(str(state.run_dir) if world.main else None, world,
+                                                    state.device))
     return state
 
 
@@ -49,10 +54,12 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     path = Path(run)
     mgr = mgr or get_manager()
     cfg = load_run_config(path, mgr, device=device, steps=steps)
-    recover(path / "checkpoints")
+    main = distributed.env_rank() == 0  # rank 0 alone tidies the run folder; the others wait below
+    if main:
+        recover(path / "checkpoints")
     ckpt = pick_checkpoint(path, checkpoint)
     later = [c for c in list_checkpoints(path / "checkpoints") if int(c.name[5:]) > int(ckpt.name[5:])]
-    if later:  # resuming from an older checkpoint: set the abandoned future aside (hidden, never deleted)
+    if later and main:  # resuming from an older checkpoint: set the abandoned future aside (hidden, never deleted)
         aside = path / "checkpoints" / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
         aside.mkdir()
         for c in later:
@@ -60,13 +67,15 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     data = load_data(mgr, cfg, train=True)
     state = build_state(mgr, cfg, data=data)
     state.run_dir = path
+    distributed.barrier(state.world)
     load_checkpoint(state, ckpt)
     if state.step >= cfg["train"]["steps"]:
         raise ConfigError(f"run {path} already reached step {state.step} of {cfg['train']['steps']}; "
                           f"pass --steps N (N > {state.step}) to train further")
-    _truncate_log(path / "metrics.jsonl", state.step)
-    if steps is not None:
-        write_json_atomic(path / "config.json", cfg)
+    if main:
+        _truncate_log(path / "metrics.jsonl", state.step)
+        if steps is not None:
+            write_json_atomic(path / "config.json", cfg)
     return state
 
 
@@ -119,7 +128,10 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     cfg = state.config["train"]
     hook = state.manager.hook
     nets, loss, sampler = state.nets, state.loss, state.sampler
-    total_steps, batch_size, k = cfg["steps"], cfg["batch_size"], cfg["d_steps"]
+    total_steps, k = cfg["steps"], cfg["d_steps"]
+    world = state.world
+    main = world.main  # in data-parallel training, rank 0 alone logs, draws, evaluates and checkpoints
+    batch_size = distributed.shard_batch(cfg["batch_size"], world)  # this process's share of the batch
     run_dir = state.run_dir
     assert run_dir is not None and state.data is not None
     for m in nets.named().values():
@@ -130,11 +142,15 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     d_reg = [r for r in state.regularizers.values() if "discriminator" in r.phases]
     g_reg = [r for r in state.regularizers.values() if "generator" in r.phases]
     schedulable = [c for c in state.components() if hasattr(c, "schedule")]
+    # Gradients no DDP wrapper averages: parameters one optimizer trains in a network of the other group
+    # (InfoGAN's Q head, in D, trained by G's optimizer too). Averaged by hand, one all-reduce per step.
+    unsynced = {phase: _unsynced(nets, opt, phase) for phase, opt in
+                (("generator", state.opt_g), ("discriminator", state.opt_d))} if world.active else {}
     log_path = run_dir / "metrics.jsonl"
     window = LossWindow()
-    metrics = applicable(state) if cfg["eval_every"] else {}
+    metrics = applicable(state) if cfg["eval_every"] and main else {}
     hook.gan_train_start(state=state)
-    bar = Progress(state.step, total_steps, progress)
+    bar = Progress(state.step, total_steps, progress and main)
     t_start, step_start = time.perf_counter(), state.step
     t_last, step_last = t_start, state.step
 
@@ -153,6 +169,8 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 terms.update(r(s))
             state.opt_d.zero_grad(set_to_none=True)
             _total(terms).backward()
+            if unsynced:
+                distributed.average_grads(unsynced["discriminator"], world)
             state.opt_d.step()
             window.add(step + 1, terms)
 
@@ -166,6 +184,8 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
             g_terms.update(r(s))
         state.opt_g.zero_grad(set_to_none=True)
         _total(g_terms).backward()
+        if unsynced:
+            distributed.average_grads(unsynced["generator"], world)
         state.opt_g.step()
         for p in d_only:
             p.requires_grad_(True)
@@ -180,15 +200,17 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
             if problem is None and ckpt_due and (role := nonfinite_weights(nets)) is not None:
                 problem = Problem(f"{role} weights", state.step)
             window.clear()
+            if distributed.any_flag(problem is not None, world, state.device) and problem is None:
+                problem = Problem("another process's losses or weights", state.step)  # all ranks act together
             if problem is not None:
                 state.rollbacks += 1
                 _diverged(state, problem, bar)  # raises, or rolls back to the last good checkpoint
                 t_last, step_last = time.perf_counter(), state.step
                 continue
-            if state.step % cfg["log_every"] == 0 or last:
+            if (state.step % cfg["log_every"] == 0 or last) and main:
                 now = time.perf_counter()
                 line: dict[str, Any] = {"step": state.step, **means}
-                line["images_per_s"] = (state.step - step_last) * batch_size * k / max(now - t_last, 1e-9)
+                line["images_per_s"] = (state.step - step_last) * cfg["batch_size"] * k / max(now - t_last, 1e-9)
                 line["time_s"] = now - t_start
                 _append(log_path, line)
                 rate = (state.step - step_start) / max(now - t_start, 1e-9)
@@ -197,26 +219,31 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 t_last, step_last = now, state.step
 
         # ------------------------------------------------------------ sample grid, evaluation
-        if state.step % cfg["sample_every"] == 0 or last:
+        if (state.step % cfg["sample_every"] == 0 or last) and main:
             try:
                 sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
                 hook.gan_train_pictures(state=state, folder=run_dir / "samples")
             except OSError as e:
                 raise GanError(f"could not write a sample grid in {run_dir}: {e.strerror or e}; the last "
                                f"checkpoint is intact. Free disk space, then --resume {run_dir}") from None
-        if cfg["eval_every"] and (state.step % cfg["eval_every"] == 0 or last):
+        if cfg["eval_every"] and (state.step % cfg["eval_every"] == 0 or last) and main:
             results = evaluate(state, metrics)
             _append(log_path, {"step": state.step, "eval": results})
             bar.note(f"eval at step {state.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
 
         # ------------------------------------------------------------ checkpoint (weights checked finite above)
-        if ckpt_due:
+        if ckpt_due and main:
             path = save_checkpoint(state, run_dir / "checkpoints", cfg["keep_checkpoints"])
             hook.gan_train_checkpoint(state=state, path=path)
 
     bar.close()
     hook.gan_train_end(state=state)
     return state
+
+
+def _unsynced(nets: Any, opt: torch.optim.Optimizer, phase: str) -> list[torch.nn.Parameter]:
+    covered = {id(p) for role, m in nets.parallel.items() if nets.group_of(role) == phase for p in m.parameters()}
+    return [p for g in opt.param_groups for p in g["params"] if id(p) not in covered]
 
 
 def _diverged(state: TrainState, problem: Problem, bar: Progress) -> None:
@@ -240,9 +267,10 @@ def _diverged(state: TrainState, problem: Problem, bar: Progress) -> None:
     for opt, lr in ((state.opt_g, cfg["lr_g"]), (state.opt_d, cfg["lr_d"])):
         for group in opt.param_groups:
             group["lr"] = lr * factor
-    _truncate_log(state.run_dir / "metrics.jsonl", state.step)
     event = {"step": state.step, "event": "rollback", "nonfinite": problem.what, "at_step": problem.step,
              "lr_g": state.opt_g.param_groups[0]["lr"], "lr_d": state.opt_d.param_groups[0]["lr"]}
-    _append(state.run_dir / "metrics.jsonl", event)
+    if state.world.main:
+        _truncate_log(state.run_dir / "metrics.jsonl", state.step)
+        _append(state.run_dir / "metrics.jsonl", event)
     bar.note(f"{msg}; rolled back to step {state.step} with learning rates x{factor:g} "
              f"(rollback {rollbacks} of at most {cfg['max_rollbacks']})")

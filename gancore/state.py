@@ -9,13 +9,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gancore import distributed
 from gancore.components import Batch, DOut, LatentSpec, Loss, Nets, Regularizer, Sampler, TensorData
+from gancore.distributed import SINGLE, World
 from gancore.errors import ConfigError, DataError, GanError
 from gancore.plugins import PluginManager
 from gancore.resolve import split_name
 
 
 def pick_device(name: str) -> torch.device:
+    if distributed.launched() and name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device(f"cuda:{distributed.local_rank()}")  # one GPU per process on a node
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -49,8 +53,9 @@ class TrainState:
     step: int = 0
     perm: Tensor | None = None  # this epoch's order of the training examples
     cursor: int = 0
-    labelled_idx: Tensor | None = None
+    labelled: tuple[Tensor, Tensor] | None = None  # the labelled subset (x, y), whole on every process
     rollbacks: int = 0  # NaN rollbacks so far (saved, so --max-rollbacks and the LR factor survive a resume)
+    world: World = SINGLE  # this process's place among data-parallel processes
 
     @property
     def latent_specs(self) -> tuple[LatentSpec, ...]:
@@ -77,11 +82,18 @@ class TrainState:
         self.cursor += n
         y = self.data.y[idx] if self.data.y is not None else None
         batch = Batch(x=self.data.x[idx], y=y)
-        if self.labelled_idx is not None:
-            li = self.labelled_idx[torch.randint(0, len(self.labelled_idx), (n,), generator=self.data_gen,
-                                                 device=self.device)]
-            batch.x_labelled, batch.y_labelled = self.data.x[li], self.data.y[li]
+        if self.labelled is not None:
+            lx, ly = self.labelled
+            li = torch.randint(0, len(lx), (n,), generator=self.data_gen, device=self.device)
+            batch.x_labelled, batch.y_labelled = lx[li], ly[li]
         return batch
+
+    def reseed(self) -> None:
+        """Per-process RNG streams derived from the seed, the step and the rank: for a process that cannot
+        continue a saved stream (another device type, or one of several data-parallel processes)."""
+        base = self.config["seed"] + 1000 * self.step + 7919 * self.world.rank
+        self.latent_gen.manual_seed(base + 1)
+        self.data_gen.manual_seed(base + 2)
 
 
 def load_data(mgr: PluginManager, cfg: dict[str, Any], *, train: bool = True) -> TensorData:
@@ -149,7 +161,8 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     """Build networks, optimizers and RNGs for ``cfg``. Pass ``data`` to train, or ``data_info`` to sample."""
     regs = mgr.registries
     device = device or pick_device(cfg["device"])
-    torch.manual_seed(cfg["seed"])  # initial weights
+    world = distributed.init(device)
+    torch.manual_seed(cfg["seed"])  # initial weights: the same on every process
     if data is not None:
         data_info = data.describe()
         if cfg["train"]["batch_size"] > len(data):
@@ -180,27 +193,39 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     opt_d = torch.optim.Adam(nets.parameters_of("discriminator"), lr=t["lr_d"],
                              betas=(t["beta1"], t["beta2"]), fused=True)
 
-    latent_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 1)
-    data_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 2)
+    latent_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 1 + 7919 * world.rank)
+    data_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 2 + 7919 * world.rank)
     fixed_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 3)
     fixed = sampler.sample(t["sample_count"], fixed_gen, device)
 
     dry_run(cfg, nets, sampler, data_info, device)
     state = TrainState(config=cfg, manager=mgr, device=device, data_info=data_info, sampler=sampler, nets=nets,
                        loss=loss, regularizers=regularizers, opt_g=opt_g, opt_d=opt_d, latent_gen=latent_gen,
-                       data_gen=data_gen, fixed_latent=fixed)
+                       data_gen=data_gen, fixed_latent=fixed, world=world)
     if cfg["train"]["channels_last"] and data_info.get("kind") == "image":
         for m in nets.named().values():
             m.to(memory_format=torch.channels_last)
     if data is not None:
-        data.x = data.x.to(device)
-        if cfg["train"]["channels_last"] and data.x.ndim == 4:
-            data.x = data.x.contiguous(memory_format=torch.channels_last)
-        data.y = data.y.to(device) if data.y is not None else None
-        state.data = data
         per_class = cfg["data"]["labels_per_class"]
-        if per_class:
+        if per_class:  # drawn from the whole set, the same on every process
             if data.y is None:
                 raise DataError(f"data.labels_per_class={per_class} needs a labelled dataset")
-            state.labelled_idx = balanced_labels(data.y.cpu(), per_class, cfg["seed"]).to(device)
+            idx = balanced_labels(data.y, per_class, cfg["seed"])
+            state.labelled = (_on(data.x[idx], device, cfg), data.y[idx].to(device))
+        if world.active:  # each process trains on its own slice of the examples
+            distributed.shard_batch(cfg["train"]["batch_size"], world)
+            data.x, data.y = data.x[world.rank::world.size], (data.y[world.rank::world.size]
+                                                               if data.y is not None else None)
+        data.x = _on(data.x, device, cfg)
+        data.y = data.y.to(device) if data.y is not None else None
+        state.data = data
+        if world.active:
+            nets.parallel = {role: distributed.wrap(m, device) for role, m in nets.named().items()}
     return state
+
+
+def _on(x: Tensor, device: torch.device, cfg: dict[str, Any]) -> Tensor:
+    x = x.to(device)
+    if cfg["train"]["channels_last"] and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x

@@ -43,3 +43,13 @@ def test_onnxruntime_uses_cuda_when_it_can(exported):
     cpu = OnnxModel(exported / "generator.onnx", device="cpu")
     feeds = cpu.draw(16, seed=0)
     assert np.abs(model.run(feeds)[0] - cpu.run(feeds)[0]).max() < 1e-3
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+def test_two_gpu_processes_with_nccl(tmp_path):
+    from tests.test_distributed import TINY, gan
+
+    args = [a if a != "cpu" else "cuda" for a in TINY]
+    res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--steps", "3", "--out", "runs/nccl", *args, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "device cuda:0, 2 processes" in res.stderr

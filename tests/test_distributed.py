@@ -1,0 +1,59 @@
+"""Data-parallel training with 2 CPU processes (gloo): ranks stay in sync on their own shards, rank 0 writes
+single-process checkpoints, and runs move between 1 and 2 processes both ways."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from gancore.checkpoint import list_checkpoints
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+TINY = ["--device", "cpu", "--set", "data.limit=128", "--set", "generator.width=8", "--set", "discriminator.width=8",
+        "--set", "train.log_every=2", "--set", "train.checkpoint_every=3", "--set", "train.sample_every=3",
+        "--set", "train.sample_count=4", "--batch-size", "16", "--quiet"]
+
+
+def gan(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "gancore_cli", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=300)
+
+
+def test_two_processes_stay_in_sync_on_their_own_shards(tmp_path):
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          str(ROOT / "tests" / "ddp_worker.py"), str(out)], capture_output=True, text=True,
+                         env=ENV, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(Path(f"{out}.report.json").read_text())
+    assert report == {"world": 2, "in_sync": True, "shards_differ": True, "examples": 64, "run_dir": str(out)}
+    ckpts = list_checkpoints(out / "checkpoints")
+    assert [c.name for c in ckpts] == ["step-0000003", "step-0000006"]  # written once, by rank 0
+    assert json.loads((ckpts[-1] / "state.json").read_text())["world_size"] == 2
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4, 6]  # one log, not one per process
+
+
+def test_gan_train_nproc_then_resume_in_one_process_and_back(tmp_path):
+    res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--steps", "3", "--out", "runs/ddp", *TINY, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines() == ["runs/ddp"]  # printed once, by rank 0
+    assert "2 processes" in res.stderr
+    res = gan("train", "--resume", "runs/ddp", "--steps", "6", cwd=tmp_path)  # a DDP checkpoint, one process
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = gan("train", "--resume", "runs/ddp", "--steps", "9", "--nproc", "2", cwd=tmp_path)  # and back to two
+    assert res.returncode == 0, res.stderr[-3000:]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "runs/ddp/metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 3, 4, 6, 8, 9]
+    meta = json.loads((tmp_path / "runs/ddp/checkpoints/step-0000009/state.json").read_text())
+    assert meta["step"] == 9 and meta["world_size"] == 2
+
+
+def test_a_batch_that_does_not_divide_over_the_processes_is_refused(tmp_path):
+    res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--steps", "3", *TINY[:-3], "--batch-size", "15",
+              cwd=tmp_path)
+    assert res.returncode != 0
+    assert "train.batch_size 15 must divide evenly over 2 processes" in res.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
