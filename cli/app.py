@@ -59,6 +59,7 @@ def train(
     on_nan: Annotated[str | None, typer.Option(help="On NaN/Inf: stop (default) or rollback to the last good "
                                                     "checkpoint with lower learning rates.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks (train.compile).")] = False,
     nproc: Annotated[int, typer.Option(help="Data-parallel processes on this machine (torchrun; gloo on CPU, "
                                             "NCCL on GPUs).")] = 1,
 ) -> None:
@@ -75,7 +76,7 @@ def train(
 
     if resume is not None:
         given = [plugin, set_, config, dataset, data_dir, batch_size, seed, out, on_nan]
-        if any(g is not None and g != [] for g in given):
+        if any(g is not None and g != [] for g in given) or compile_:
             fail("--resume continues a run with its saved config; only --steps, --device and --checkpoint "
                  "may be given with it")
         state = prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device)
@@ -96,6 +97,8 @@ def train(
             opts["train"]["steps"] = steps
         if on_nan is not None:
             opts["train"]["on_nan"] = on_nan
+        if compile_:
+            opts["train"]["compile"] = True
         if batch_size is not None:
             opts["train"]["batch_size"] = batch_size
         if seed is not None:

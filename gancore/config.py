@@ -52,6 +52,8 @@ class TrainConfig:
     on_nan: Literal["stop", "rollback"] = "stop"  # rollback: reload the last good checkpoint, lower the LR
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5
+    compile: bool = False  # torch.compile every network: opt-in, compiling costs time up front
+    autocast: Literal["off", "bf16"] = "off"  # bf16 mixed precision for forward passes (weights, Adam stay fp32)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "checkpoint_every",

@@ -146,6 +146,8 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     # (InfoGAN's Q head, in D, trained by G's optimizer too). Averaged by hand, one all-reduce per step.
     unsynced = {phase: _unsynced(nets, opt, phase) for phase, opt in
                 (("generator", state.opt_g), ("discriminator", state.opt_d))} if world.active else {}
+    # bf16 autocast: forward passes and losses in bfloat16 where safe; weights and Adam stay fp32, no scaler.
+    bf16 = cfg["autocast"] == "bf16"
     log_path = run_dir / "metrics.jsonl"
     window = LossWindow()
     metrics = applicable(state) if cfg["eval_every"] and main else {}
@@ -164,9 +166,10 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
             batch = state.next_batch(batch_size)
             latent = sampler.sample(batch_size, state.latent_gen, state.device)
             s = Step("discriminator", batch, latent, nets, step, total_steps)
-            terms = loss.discriminator_loss(s)
-            for r in d_reg:
-                terms.update(r(s))
+            with torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=bf16):
+                terms = loss.discriminator_loss(s)
+                for r in d_reg:
+                    terms.update(r(s))
             state.opt_d.zero_grad(set_to_none=True)
             _total(terms).backward()
             if unsynced:
@@ -179,9 +182,10 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         s = Step("generator", batch, latent, nets, step, total_steps)
         for p in d_only:
             p.requires_grad_(False)
-        g_terms = loss.generator_loss(s)
-        for r in g_reg:
-            g_terms.update(r(s))
+        with torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=bf16):
+            g_terms = loss.generator_loss(s)
+            for r in g_reg:
+                g_terms.update(r(s))
         state.opt_g.zero_grad(set_to_none=True)
         _total(g_terms).backward()
         if unsynced:

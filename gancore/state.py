@@ -205,6 +205,9 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     if cfg["train"]["channels_last"] and data_info.get("kind") == "image":
         for m in nets.named().values():
             m.to(memory_format=torch.channels_last)
+    if cfg["train"]["compile"] and data is not None:
+        for m in nets.named().values():
+            m.compile()  # in place: state_dict keys, attributes and hooks stay those of the module
     if data is not None:
         per_class = cfg["data"]["labels_per_class"]
         if per_class:  # drawn from the whole set, the same on every process

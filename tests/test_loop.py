@@ -1,6 +1,8 @@
 """The training loop: run folder, determinism, k D steps, exact resume."""
 
 import json
+import math
+import shutil
 
 import pytest
 import torch
@@ -121,3 +123,30 @@ def test_the_loop_calls_the_phase_hooks(monkeypatch):
     train(prepare("dcgan", tiny(), out="runs/h", mgr=mgr), progress=False)
     assert seen == [("start", 0), ("log", 2), ("ckpt", "step-0000003"), ("log", 4), ("log", 6),
                     ("ckpt", "step-0000006"), ("end", 6)]
+
+
+def test_bf16_autocast_trains_with_fp32_weights():
+    import torch
+
+    state = train(prepare("dcgan", tiny(train={"autocast": "bf16"}), out="runs/bf16"), progress=False)
+    log = [json.loads(x) for x in (state.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(x["d_adv"]) and math.isfinite(x["g_adv"]) for x in log)
+    assert all(p.dtype == torch.float32 for p in state.nets.generator.parameters())
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="torch.compile on CPU needs a C compiler")
+def test_a_compiled_run_checkpoints_plain_weights_and_resumes_eagerly():
+    from safetensors import safe_open
+
+    from gancore.checkpoint import list_checkpoints
+
+    state = train(prepare("dcgan", tiny(train={"compile": True, "steps": 3}), out="runs/compiled"), progress=False)
+    ckpt = list_checkpoints(state.run_dir / "checkpoints")[-1]
+    with safe_open(str(ckpt / "weights.safetensors"), "pt") as f:
+        assert not any("_orig_mod" in k for k in f.keys())  # noqa: SIM118 (not a dict): keys as in an eager run
+    cfg = json.loads((state.run_dir / "config.json").read_text())
+    cfg["train"]["compile"] = False
+    (state.run_dir / "config.json").write_text(json.dumps(cfg))
+    resumed = prepare_resume(state.run_dir, steps=5)
+    assert resumed.step == 3
+    train(resumed, progress=False)
