@@ -1,6 +1,6 @@
 """Generator inference: onnxruntime against PyTorch eager (and TorchScript), same weights, same run.
 
-Trains nothing: a dcgan run of one step is exported, then each backend generates batches of 1 and 64
+Trains nothing: a dcgan run of one step is exported, then each backend generates batches of 1, 64 and 1024
 (and more if asked), timed interleaved; figures are medians over repeats.
 
     python bench/inference.py [--batches 1 64] [--repeats 200] [--width 32]
@@ -38,7 +38,7 @@ def quiet_session(path: Path):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--width", type=int, default=32)
     args = ap.parse_args()

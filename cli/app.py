@@ -77,7 +77,7 @@ def train(
     if resume is not None:
         given = [plugin, set_, config, dataset, data_dir, batch_size, seed, out, on_nan]
         if any(g is not None and g != [] for g in given) or compile_:
-            fail("--resume continues a run with its saved config; only --steps, --device and --checkpoint "
+            fail("--resume continues a run with its saved config; only --steps, --device, --checkpoint and --nproc "
                  "may be given with it")
         state = prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device)
     else:
