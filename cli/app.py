@@ -72,6 +72,9 @@ def train(
     if nproc < 1:
         fail(f"--nproc must be >= 1, got {nproc}")
     if nproc > 1 and not distributed.launched():
+        if sys.argv[1:2] != ["train"]:
+            fail("--nproc restarts the `gan train` command line under torchrun; from Python, start your script "
+                 "with torchrun --nproc-per-node N instead")
         raise typer.Exit(_torchrun(nproc))
 
     if resume is not None:
@@ -117,8 +120,10 @@ def train(
         typer.echo(f"run folder: {state.run_dir} (device {state.device}{procs}, from step {state.step})", err=True)
     try:
         run_training(state, progress=not quiet)
-    finally:
-        distributed.finish(state.nets)
+    except BaseException:
+        distributed.finish(state.nets, ok=False)
+        raise
+    distributed.finish(state.nets)
     if world.main:
         typer.echo(str(state.run_dir))
 

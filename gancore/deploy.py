@@ -112,9 +112,9 @@ def _check_spec(spec: Any, where: str) -> None:
                                       and spec["classes"] >= 1):
         raise ExportError(f"{bad} (categorical needs classes >= 1)")
     cats = spec.get("categories")
-    if cats is not None and not (isinstance(cats, list) and len(shape) == 1 and len(cats) == shape[0]
-                                 and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in cats)
-                                 and max(cats) == spec["classes"]):
+    ints = isinstance(cats, list) and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in cats)
+    if "categories" in spec and not (dist == "categorical" and ints and len(shape) == 1 and len(cats) == shape[0]
+                                     and max(cats) == spec["classes"]):
         raise ExportError(f"{bad} (categories must list one class count >= 1 per column, classes their maximum)")
 
 

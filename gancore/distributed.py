@@ -64,9 +64,10 @@ def local_rank() -> int:
 
 
 def shard_batch(batch_size: int, world: World) -> int:
-    """``train.batch_size`` is the global batch; each rank draws its share."""
-    if batch_size % world.size:
-        raise ConfigError(f"train.batch_size {batch_size} must divide evenly over {world.size} processes")
+    """``train.batch_size`` is the global batch; each rank draws its share (2 at least, for batch norm)."""
+    if batch_size % world.size or batch_size // world.size < 2:
+        raise ConfigError(f"train.batch_size {batch_size} must divide evenly over {world.size} processes, "
+                          f"at least 2 examples each")
     return batch_size // world.size
 
 
@@ -122,12 +123,14 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-def finish(nets: Any = None) -> None:
-    """Leave the process group. DDP wrappers go first, and every rank waits for the others: a wrapper or a
-    rank still using the group when it is destroyed aborts the process."""
+def finish(nets: Any = None, ok: bool = True) -> None:
+    """Leave the process group. DDP wrappers go first; after a normal end every rank waits for the others (a
+    rank still using the group when it is destroyed aborts). After an error, no waiting: this process exits
+    with its message and torchrun stops the others, rather than all of them waiting out the group timeout."""
     if nets is not None:
         nets.parallel.clear()
     gc.collect()
     if dist.is_initialized():
-        dist.barrier()
+        if ok:
+            dist.barrier()
         dist.destroy_process_group()

@@ -32,7 +32,7 @@ class LossWindow:
 
     def add(self, step: int, terms: dict[str, Tensor]) -> None:
         for name, v in terms.items():
-            self.values.setdefault(name, []).append(v.detach())
+            self.values.setdefault(name, []).append(v.detach().float())  # bf16 terms are logged in fp32
             self.steps.setdefault(name, []).append(step)
 
     def summary(self) -> tuple[dict[str, float], Problem | None]:

@@ -54,20 +54,23 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     path = Path(run)
     mgr = mgr or get_manager()
     cfg = load_run_config(path, mgr, device=device, steps=steps)
-    main = distributed.env_rank() == 0  # rank 0 alone tidies the run folder; the others wait below
+    main = distributed.env_rank() == 0  # rank 0 alone tidies the run folder and picks the checkpoint
+    ckpt = None
     if main:
         recover(path / "checkpoints")
-    ckpt = pick_checkpoint(path, checkpoint)
-    later = [c for c in list_checkpoints(path / "checkpoints") if int(c.name[5:]) > int(ckpt.name[5:])]
-    if later and main:  # resuming from an older checkpoint: set the abandoned future aside (hidden, never deleted)
-        aside = path / "checkpoints" / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
-        aside.mkdir()
-        for c in later:
-            os.rename(c, aside / c.name)
+        ckpt = pick_checkpoint(path, checkpoint)
+        later = [c for c in list_checkpoints(path / "checkpoints") if int(c.name[5:]) > int(ckpt.name[5:])]
+        if later:  # resuming from an older checkpoint: set the abandoned future aside (hidden, never deleted)
+            aside = path / "checkpoints" / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
+            aside.mkdir()
+            for c in later:
+                os.rename(c, aside / c.name)
     data = load_data(mgr, cfg, train=True)
     state = build_state(mgr, cfg, data=data)
     state.run_dir = path
-    distributed.barrier(state.world)
+    # Every process loads the checkpoint rank 0 picked, once rank 0 has finished tidying.
+    ckpt = path / "checkpoints" / distributed.broadcast_text(ckpt.name if ckpt else None, state.world,
+                                                              state.device)
     load_checkpoint(state, ckpt)
     if state.step >= cfg["train"]["steps"]:
         raise ConfigError(f"run {path} already reached step {state.step} of {cfg['train']['steps']}; "
@@ -103,7 +106,9 @@ def _append(path: Path, line: dict[str, Any]) -> None:
 
 
 def _total(terms: Losses) -> Tensor:
-    return torch.stack([t for t in terms.values()]).sum() if len(terms) > 1 else next(iter(terms.values()))
+    """The sum of the terms, in fp32 (under bf16 autocast some come out in bf16)."""
+    values = [t.float() for t in terms.values()]
+    return torch.stack(values).sum() if len(values) > 1 else values[0]
 
 
 def sample_grid(state: TrainState, path: Path) -> Path | None:

@@ -60,6 +60,8 @@ def traversal_latent(specs: list[dict[str, Any]], code: int = 0, cols: int = 10,
     if cat is None and cont is None:
         raise ExportError("this model's latent has no categorical or continuous code to traverse "
                           "(--traverse is for code-structured latents, e.g. --plugin infogan)")
+    if cont is None and code:
+        raise ExportError(f"--code {code} picks a continuous code, but this model has none; leave --code out")
     if cont is not None and not 0 <= code < cont["shape"][0]:
         raise ExportError(f"--code {code} is out of range: this model has {cont['shape'][0]} continuous code(s), "
                           f"numbered from 0")

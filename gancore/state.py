@@ -19,7 +19,12 @@ from gancore.resolve import split_name
 
 def pick_device(name: str) -> torch.device:
     if distributed.launched() and name in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device(f"cuda:{distributed.local_rank()}")  # one GPU per process on a node
+        rank, gpus = distributed.local_rank(), torch.cuda.device_count()
+        if rank >= gpus:
+            raise ConfigError(f"process {rank} on this machine needs its own GPU, but there are {gpus}; "
+                              f"use --nproc {gpus} or fewer")
+        torch.cuda.set_device(rank)  # one GPU per process on a node; NCCL collectives use it
+        return torch.device(f"cuda:{rank}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -37,7 +37,7 @@ def nmi(pred: np.ndarray, labels: np.ndarray) -> float:
     nz = p > 0
     mi = float((p[nz] * np.log(p[nz] / (pi @ pj)[nz])).sum())
     h = [float(-(q[q > 0] * np.log(q[q > 0])).sum()) for q in (pi, pj)]
-    return mi / ((h[0] + h[1]) / 2) if h[0] + h[1] > 0 else 0.0
+    return mi / ((h[0] + h[1]) / 2) if h[0] + h[1] > 0 else 1.0  # two single-cluster partitions agree
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ L_I = lambda_cat * sum over categorical codes of CE(Q(x), c)
     + lambda_cont * sum over continuous codes of -log N(c; mu_Q(x), sigma^2)
 with sigma = 1 (fixed) or Q's own estimate (learnt). Minimising L_I maximises the bound up to the constant
 entropy H(c). It joins both phases: in D's step it trains D's body and Q on G's (detached) samples; in G's
-step it trains G and Q's own layers, so Q is updated with both networks as in the paper.
+step it trains G and Q's own layers, so Q is updated with both networks.
 
 Option ``lambda_real`` (0 = the paper) adds, in D's step, a clustering term on the real batch
 (as in CatGAN and IMSAT): E_x H(Q(c|x)) - H(E_x Q(c|x)) for each categorical code. Q then reads real images

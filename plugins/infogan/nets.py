@@ -109,7 +109,7 @@ class Discriminator(nn.Module):
         dcgan_init(self)
 
     def generator_parameters(self) -> list[nn.Parameter]:
-        """Q's own layers: updated with G as well as with D (Chen et al. 2016), through the generator's optimizer."""
+        """Q's own layers: updated with G as well as with D, through the generator's optimizer too."""
         return [p for m in (self.q_body, self.q_cat, self.q_cont) if m is not None for p in m.parameters()]
 
     def q(self, h: Tensor) -> dict[str, Tensor]:

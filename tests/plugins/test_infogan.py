@@ -209,6 +209,11 @@ def test_traversal_rows_are_categories_and_columns_sweep_one_code():
     assert (feeds["noise"] == feeds["noise"][0]).all()  # and the noise
     with pytest.raises(ExportError, match="--code 2 is out of range"):
         traversal_latent(specs, code=2)
+    no_cont = [s for s in specs if s["name"] != "continuous"]
+    with pytest.raises(ExportError, match="this model has none"):
+        traversal_latent(no_cont, code=1)
+    feeds, _ = traversal_latent(no_cont, cols=4)  # columns are then fresh noise draws
+    assert len({tuple(v) for v in feeds["noise"][:4]}) == 4
     with pytest.raises(ExportError, match="no categorical or continuous code"):
         traversal_latent([{"name": "noise", "shape": [4], "dtype": "float32", "distribution": "normal"}])
 
@@ -253,6 +258,18 @@ def test_generator_takes_named_code_inputs(export):
     assert [i.type for i in model.session.get_inputs()] == ["tensor(float)", "tensor(int64)", "tensor(float)"]
     card = json.loads((export / "card.json").read_text())
     assert max(card["models"]["generator"]["onnx"]["max_abs_diff"].values()) <= 1e-4
+
+
+@pytest.mark.parametrize("extra", [
+    {"distribution": "normal", "dtype": "float32", "categories": [2, 2]},  # categories on a float input
+    {"categories": None}, {"categories": [10, 11]}, {"categories": [10, 0]}, {"categories": [10]}])
+def test_malformed_categories_metadata_is_refused(extra):
+    from gancore.deploy import parse_metadata
+
+    spec = {"name": "categorical", "shape": [2], "dtype": "int64", "distribution": "categorical", "classes": 10,
+            **extra}
+    with pytest.raises(ExportError, match="malformed input spec"):
+        parse_metadata({"gancore.kind": '"generator"', "gancore.inputs": json.dumps([spec])})
 
 
 def test_out_of_range_categories_are_refused(export):
