@@ -52,6 +52,11 @@ def session(path: str | Path, device: str = "auto") -> Any:
 DISTRIBUTIONS = {"normal": "float32", "uniform": "float32", "categorical": "int64"}
 
 
+def class_limits(spec: dict[str, Any]) -> Any:
+    """A categorical input's exclusive upper bound: its ``classes``, or one per column from ``categories``."""
+    return np.array(spec["categories"]) if "categories" in spec else spec["classes"]
+
+
 def draw_input(spec: dict[str, Any], rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Values of ``shape`` for one input, from the distribution its (checked) spec names."""
     dist = spec["distribution"]
@@ -60,8 +65,7 @@ def draw_input(spec: dict[str, Any], rng: np.random.Generator, shape: tuple[int,
     if dist == "uniform":
         return rng.uniform(spec["low"], spec["high"], shape).astype(np.float32)
     if dist == "categorical":
-        high = np.array(spec["categories"]) if "categories" in spec else spec["classes"]
-        return rng.integers(0, high, shape, dtype=np.int64)
+        return rng.integers(0, class_limits(spec), shape, dtype=np.int64)
     raise ExportError(f"input {spec['name']!r} has an unknown distribution {dist!r}")
 
 
@@ -164,11 +168,11 @@ class OnnxModel:
             if str(v.dtype) != spec["dtype"]:
                 raise ExportError(f"input {spec['name']!r} must be {spec['dtype']}, got {v.dtype}")
             if spec["distribution"] == "categorical" and v.size:
-                high = np.array(spec["categories"]) if "categories" in spec else spec["classes"]
+                high = class_limits(spec)
                 bad = np.argwhere((v < 0) | (v >= high))
                 if len(bad):
                     at = tuple(int(i) for i in bad[0])
-                    limit = high[at[-1]] if "categories" in spec else high
+                    limit = high[at[-1]] if np.ndim(high) else high
                     raise ExportError(f"input {spec['name']!r} holds category {v[at]} at index {list(at)}, outside "
                                       f"[0, {limit}); the model would turn it into a silent row of zeros")
 

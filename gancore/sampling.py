@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gancore.deploy import draw_input
+from gancore.deploy import class_limits, draw_input
 from gancore.errors import ExportError
 from gancore.images import save_grid
 
@@ -65,7 +65,7 @@ def traversal_latent(specs: list[dict[str, Any]], code: int = 0, cols: int = 10,
     if cont is not None and not 0 <= code < cont["shape"][0]:
         raise ExportError(f"--code {code} is out of range: this model has {cont['shape'][0]} continuous code(s), "
                           f"numbered from 0")
-    rows = (cat["categories"][0] if "categories" in cat else cat["classes"]) if cat is not None else 8
+    rows = int(np.ravel(class_limits(cat))[0]) if cat is not None else 8  # the classes of code 0
     n = rows * cols
     rng = np.random.default_rng(seed)
     row, col = np.divmod(np.arange(n), cols)
