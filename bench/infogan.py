@@ -29,17 +29,15 @@ from gancore.builtin.evaluator import embed
 from gancore.config import merge, parse_sets
 from gancore.evaluate import evaluate
 from gancore.loop import prepare, train
-from gancore.sampling import eval_mode, traversal_latent, traverse
+from gancore.sampling import traversal_images, traverse
 
 PUBLISHED = [("ClusterGAN (Mukherjee et al. 2019)", "0.63"), ("InfoGAN (as reported in the literature)", "about 0.6")]
 TARGET = 0.63
 
 
 def traversal_purity(state) -> float:
-    feeds, cols = traversal_latent([s.to_json() for s in state.latent_specs], code=0, cols=10)
-    with eval_mode(state.nets.generator):
-        x = state.nets.generator(**{k: torch.from_numpy(v) for k, v in feeds.items()}).float()
-    _, probs = embed(x)
+    x, cols = traversal_images(state, code=0, cols=10)
+    _, probs = embed(torch.from_numpy(x))
     classes = probs.argmax(1).numpy().reshape(-1, cols)
     return float(np.mean([np.bincount(row).max() / cols for row in classes]))
 

@@ -87,18 +87,19 @@ def traversal_latent(specs: list[dict[str, Any]], code: int = 0, cols: int = 10,
     return feeds, cols
 
 
-def _run_generator(state: Any, feeds: dict[str, np.ndarray]) -> Any:
+def traversal_images(state: Any, code: int = 0, cols: int = 10, seed: int = 0) -> tuple[np.ndarray, int]:
+    """A run's traversal grid of continuous code ``code`` (see :func:`traversal_latent`) and its row length."""
     import torch
 
+    feeds, nrow = traversal_latent([s.to_json() for s in state.latent_specs], code, cols, seed=seed)
     latent = {k: torch.from_numpy(v).to(state.device) for k, v in feeds.items()}
     with eval_mode(state.nets.generator):
-        return state.nets.generator(**latent).float().cpu()
+        return state.nets.generator(**latent).float().cpu().numpy(), nrow
 
 
 def traverse(state: Any, path: str | Path, code: int = 0, cols: int = 10, seed: int = 0) -> Path:
-    """Draw a run's traversal grid of continuous code ``code`` (see :func:`traversal_latent`) as a PNG."""
-    feeds, nrow = traversal_latent([s.to_json() for s in state.latent_specs], code, cols, seed=seed)
-    x = _run_generator(state, feeds).numpy()
+    """Draw a run's traversal grid of continuous code ``code`` as a PNG."""
+    x, nrow = traversal_images(state, code, cols, seed)
     return save_grid(x, path, tuple(state.data_info["value_range"]), nrow=nrow)
 
 
@@ -137,8 +138,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
 
         state = open_run(target, checkpoint=checkpoint, device=None if device == "auto" else device)
         if traverse is not None:
-            feeds, nrow = traversal_latent([s.to_json() for s in state.latent_specs], traverse, seed=seed)
-            x = _run_generator(state, feeds).numpy()
+            x, nrow = traversal_images(state, traverse, seed=seed)
         else:
             x = generate(state, n, seed).cpu().numpy()
         value_range = tuple(state.data_info["value_range"])
