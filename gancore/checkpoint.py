@@ -219,25 +219,23 @@ def load_checkpoint(state: TrainState, ckpt: Path) -> None:
         _load_optimizer(state.opt_d, "optim.discriminator", meta["optimizers"]["discriminator"], train,
                         state.device)
         torch.set_rng_state(train["rng.torch"])
-        saved_world = int(meta.get("world_size", 1))
-        if state.world.active or saved_world != state.world.size:
-            # Several processes cannot all continue rank 0's streams, and the epoch order indexed its shard:
-            # each process reseeds from (seed, step, rank) and starts a fresh pass over its own examples.
-            state.step = meta["step"]
-            state.reseed()
-        elif meta.get("device_type", state.device.type) == state.device.type:
+        # Several processes cannot all continue rank 0's streams, and its epoch order indexed its shard; a CPU
+        # generator's state does not fit a CUDA one. Either way each process reseeds from (seed, step, rank).
+        same_world = int(meta.get("world_size", 1)) == state.world.size and not state.world.active
+        same_device = meta.get("device_type", state.device.type) == state.device.type
+        if same_world and same_device:
             state.latent_gen.set_state(train["rng.latent"])
             state.data_gen.set_state(train["rng.data"])
             if "rng.cuda" in train and state.device.type == "cuda":
                 torch.cuda.set_rng_state(train["rng.cuda"], state.device)
-        else:  # a CPU generator's state does not fit a CUDA one: continue, reseeded from the step
-            print(f"gancore: warning: checkpoint {ckpt.name} was written on {meta['device_type']}, resuming on "
-                  f"{state.device.type}: the run continues but not bit-for-bit", file=sys.stderr)
+        else:
+            if not same_device:
+                print(f"gancore: warning: checkpoint {ckpt.name} was written on {meta['device_type']}, resuming "
+                      f"on {state.device.type}: the run continues but not bit-for-bit", file=sys.stderr)
             state.step = meta["step"]
             state.reseed()
         state.fixed_latent = {k.split(".", 1)[1]: v.to(state.device) for k, v in train.items()
                               if k.startswith("fixed_latent.")}
-        same_world = saved_world == state.world.size and not state.world.active
         state.perm = train["data.perm"].to(state.device) if "data.perm" in train and same_world else None
         state.cursor = int(meta.get("cursor", 0)) if state.perm is not None else 0
         state.rollbacks = int(meta.get("rollbacks", 0))

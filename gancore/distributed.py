@@ -25,7 +25,6 @@ from gancore.errors import ConfigError
 class World:
     rank: int = 0
     size: int = 1
-    local_rank: int = 0
 
     @property
     def main(self) -> bool:
@@ -51,7 +50,7 @@ def init(device: torch.device) -> World:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend)
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return World(dist.get_rank(), dist.get_world_size())
 
 
 def env_rank() -> int:
@@ -60,6 +59,7 @@ def env_rank() -> int:
 
 
 def local_rank() -> int:
+    """This process's index among those on its machine (its GPU under torchrun)."""
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 

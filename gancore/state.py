@@ -94,8 +94,8 @@ class TrainState:
         return batch
 
     def reseed(self) -> None:
-        """Per-process RNG streams derived from the seed, the step and the rank: for a process that cannot
-        continue a saved stream (another device type, or one of several data-parallel processes)."""
+        """Latent and data RNG streams derived from the seed, the step and the rank: a new run's, and those of
+        a process that cannot continue a saved stream (another device type, or several processes)."""
         base = self.config["seed"] + 1000 * self.step + 7919 * self.world.rank
         self.latent_gen.manual_seed(base + 1)
         self.data_gen.manual_seed(base + 2)
@@ -198,8 +198,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     opt_d = torch.optim.Adam(nets.parameters_of("discriminator"), lr=t["lr_d"],
                              betas=(t["beta1"], t["beta2"]), fused=True)
 
-    latent_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 1 + 7919 * world.rank)
-    data_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 2 + 7919 * world.rank)
+    latent_gen, data_gen = torch.Generator(device=device), torch.Generator(device=device)  # seeded below
     fixed_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 3)
     fixed = sampler.sample(t["sample_count"], fixed_gen, device)
 
@@ -207,6 +206,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     state = TrainState(config=cfg, manager=mgr, device=device, data_info=data_info, sampler=sampler, nets=nets,
                        loss=loss, regularizers=regularizers, opt_g=opt_g, opt_d=opt_d, latent_gen=latent_gen,
                        data_gen=data_gen, fixed_latent=fixed, world=world)
+    state.reseed()
     if cfg["train"]["channels_last"] and data_info.get("kind") == "image":
         for m in nets.named().values():
             m.to(memory_format=torch.channels_last)
@@ -219,12 +219,12 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
             if data.y is None:
                 raise DataError(f"data.labels_per_class={per_class} needs a labelled dataset")
             idx = balanced_labels(data.y, per_class, cfg["seed"])
-            state.labelled = (_on(data.x[idx], device, cfg), data.y[idx].to(device))
+            state.labelled = (to_device(data.x[idx], device, cfg), data.y[idx].to(device))
         if world.active:  # each process trains on its own slice of the examples
             distributed.shard_batch(cfg["train"]["batch_size"], world)
             data.x, data.y = data.x[world.rank::world.size], (data.y[world.rank::world.size]
                                                                if data.y is not None else None)
-        data.x = _on(data.x, device, cfg)
+        data.x = to_device(data.x, device, cfg)
         data.y = data.y.to(device) if data.y is not None else None
         state.data = data
         if world.active:
@@ -232,7 +232,8 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     return state
 
 
-def _on(x: Tensor, device: torch.device, cfg: dict[str, Any]) -> Tensor:
+def to_device(x: Tensor, device: torch.device, cfg: dict[str, Any]) -> Tensor:
+    """Examples on the run's device, in channels_last when the run trains images that way."""
     x = x.to(device)
     if cfg["train"]["channels_last"] and x.ndim == 4:
         x = x.contiguous(memory_format=torch.channels_last)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from gancore.components import Metric
 from gancore.sampling import eval_mode
-from gancore.state import load_data
+from gancore.state import load_data, to_device
 
 
 def contingency(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -62,10 +62,7 @@ class CodeAccuracy(Metric):
             return {}
         d = state.nets.discriminator
         with eval_mode(d):
-            x = test.x.to(state.device)
-            if state.config["train"]["channels_last"] and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            pred = read_codes(d, x).numpy()
+            pred = read_codes(d, to_device(test.x, state.device, state.config)).numpy()
         labels = test.y.cpu().numpy()
         return {"accuracy": matched_accuracy(pred, labels), "nmi": nmi(pred, labels),
                 "clusters_used": float(len(np.unique(pred)))}
