@@ -1,17 +1,25 @@
 """Generator inference: onnxruntime against PyTorch eager (and TorchScript), same weights, same run.
 
-Trains nothing: a dcgan run of one step is exported, then each backend generates batches of 1, 64 and 1024
-(and more if asked), timed interleaved; figures are medians over repeats.
+Trains nothing: a dcgan run of one step is exported (fp32, fp16 and onnxruntime's optimised graph), then
+each backend generates batches of 1, 64 and 1024, timed interleaved; figures are medians over repeats.
+On CPU: eager, TorchScript, onnxruntime on the plain and on the saved optimised graph, and each file's
+load time. On CUDA (``--device cuda``): the same in fp32 plus fp16 (PyTorch ``.half()`` against the
+``.fp16.onnx`` export), onnxruntime with IO binding (inputs and outputs in GPU memory, as PyTorch's are)
+and without it (numpy in and out).
 
-    python bench/inference.py [--batches 1 64] [--repeats 200] [--width 32]
+    python bench/inference.py [--device cpu|cuda] [--batches 1 64 1024] [--repeats 200] [--width 32]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import statistics
 import sys
 import tempfile
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +44,39 @@ def quiet_session(path: Path):
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def load_ms(path: Path, repeats: int = 15) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        quiet_session(path)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def backends(dest: Path, g: torch.nn.Module, ts: torch.nn.Module, n: int, device: torch.device
+             ) -> dict[str, Callable[[], object]]:
+    z = np.random.default_rng(0).standard_normal((n, 100), dtype=np.float32)
+    zt = torch.from_numpy(z).to(device)
+    if device.type == "cpu":
+        plain, opt = quiet_session(dest / "generator.onnx"), quiet_session(dest / "generator.opt.onnx")
+        return {"eager": lambda: g(noise=zt), "torchscript": lambda: ts(zt),
+                "ort": lambda: plain.run(None, {"noise": z}), "ort opt": lambda: opt.run(None, {"noise": z})}
+    g16, zt16 = copy.deepcopy(g).half(), zt.half()
+    fp32, fp16 = OnnxModel(dest / "generator.onnx", "cuda"), OnnxModel(dest / "generator.fp16.onnx", "cuda")
+    bound32, bound16 = fp32.bind({"noise": z}), fp16.bind({"noise": z})
+    return {"eager": lambda: g(noise=zt), "torchscript": lambda: ts(zt), "eager fp16": lambda: g16(noise=zt16),
+            "ort": bound32, "ort fp16": bound16, "ort numpy": lambda: fp32.session.run(None, {"noise": z})}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--width", type=int, default=32)
     args = ap.parse_args()
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     with tempfile.TemporaryDirectory() as tmp:
         state = prepare("dcgan", {"device": "cpu", "generator": {"width": args.width},
@@ -49,27 +84,25 @@ def main() -> None:
                                   "train": {"steps": 1, "batch_size": 8}, "data": {"limit": 64}},
                         out=str(Path(tmp) / "run"))
         train(state, progress=False)
-        dest = export_run(state.run_dir, ["onnx", "torchscript"], out=Path(tmp) / "exp")
-        g = open_run(state.run_dir, device="cpu").nets.generator
-        onnx_model = OnnxModel(dest / "generator.onnx", device="cpu")
+        dest = export_run(state.run_dir, ["onnx", "onnx-fp16", "onnx-opt", "torchscript"], out=Path(tmp) / "exp")
+        g = open_run(state.run_dir, device=args.device).nets.generator.eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ts = torch.jit.load(str(dest / "generator.torchscript.pt"))
+            ts = torch.jit.load(str(dest / "generator.torchscript.pt"), map_location=device)
 
         print(f"machine: {machine()}")
-        print(f"onnxruntime provider: {onnx_model.provider}")
-        print(f"dcgan generator width {args.width}, 28x28; median of {args.repeats} calls (ms)")
-        print(f"{'batch':>6}{'eager (ref)':>14}{'torchscript':>14}{'onnxruntime':>14}{'ort/eager':>12}")
+        print(f"dcgan generator width {args.width}, 28x28, on {device}; median of {args.repeats} calls (ms)")
+        if device.type == "cpu":
+            print(f"onnxruntime session load: generator.onnx {load_ms(dest / 'generator.onnx'):.1f} ms, "
+                  f"generator.opt.onnx (saved optimised graph) {load_ms(dest / 'generator.opt.onnx'):.1f} ms")
+        header = None
         for n in args.batches:
-            z = np.random.default_rng(0).standard_normal((n, 100), dtype=np.float32)
-            zt = torch.from_numpy(z)
-            sess = quiet_session(dest / "generator.onnx")
             with torch.inference_mode():
-                fns = {
-                    "eager": lambda zt=zt: g(noise=zt),
-                    "torchscript": lambda zt=zt: ts(zt),
-                    "ort": lambda z=z, sess=sess: sess.run(None, {"noise": z}),
-                }
+                fns = backends(dest, g, ts, n, device)
+                if header is None:
+                    header = list(fns)
+                    print(f"{'batch':>6}" + "".join(f"{k + (' (ref)' if k == 'eager' else ''):>14}" for k in header)
+                          + f"{'eager/ort':>11}")
                 for fn in fns.values():  # warm-up
                     for _ in range(5):
                         fn()
@@ -77,10 +110,9 @@ def main() -> None:
                 reps = max(10, args.repeats // max(1, n // 8))
                 for _ in range(5):  # interleave so drift hits every backend alike
                     for k, fn in fns.items():
-                        times[k].append(median_time(fn, max(2, reps // 5)))
+                        times[k].append(median_time(fn, max(2, reps // 5), sync))
             med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
-            print(f"{n:>6}{med['eager']:>14.3f}{med['torchscript']:>14.3f}{med['ort']:>14.3f}"
-                  f"{med['eager'] / med['ort']:>11.2f}x")
+            print(f"{n:>6}" + "".join(f"{med[k]:>14.3f}" for k in header) + f"{med['eager'] / med['ort']:>10.2f}x")
 
 
 if __name__ == "__main__":

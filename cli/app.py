@@ -170,18 +170,20 @@ def sample(
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(help="The run folder to export.")],
-    format_: Annotated[list[str] | None, typer.Option("--format", help="onnx and/or torchscript.")] = None,
+    format_: Annotated[list[str] | None, typer.Option(
+        "--format", help="onnx (fp32), onnx-fp16 (half precision inside, for GPUs), onnx-opt (onnxruntime's "
+                         "optimised graph for CPU, faster to load) and/or torchscript.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder to write (default exported/<run>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to export (default: latest).")] = None,
 ) -> None:
     """Export a run's generator (and any extra models its plugin declares), parity-checked."""
-    from gancore.export import export_run
+    from gancore.export import FORMATS, export_run
 
     dest = export_run(run, format_ or ["onnx"], out=out, force=force, checkpoint=checkpoint)
     card = json.loads((dest / "card.json").read_text())
     for m in card["models"].values():
-        for fmt in ("onnx", "torchscript"):
+        for fmt in FORMATS:
             if fmt in m:
                 diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in m[fmt]["max_abs_diff"].items())
                 typer.echo(f"{dest / m[fmt]['file']}: {m['kind']}, parity max abs diff {diffs}", err=True)

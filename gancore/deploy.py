@@ -131,6 +131,13 @@ class OnnxModel:
             raise ExportError(f"model file {str(self.path)!r} does not exist")
         self.session = session(self.path, device)
         self.meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, repr(str(self.path)))
+        made_for = (self.meta.get("optimized_for") or {}).get("provider")
+        if made_for and made_for != self.provider:
+            # An onnx-opt file holds fused nodes of the provider it was optimised for (the CPU's).
+            if device == "cuda":
+                raise ExportError(f"{str(self.path)!r} was optimised for onnxruntime's {made_for}; on a GPU "
+                                  f"load the plain .onnx (or .fp16.onnx) export instead")
+            self.session = session(self.path, "cpu")
         if kind and self.meta["kind"] != kind:
             raise ExportError(f"{str(self.path)!r} is a gancore {self.meta['kind']}, not a {kind}")
         self.inputs: list[dict[str, Any]] = self.meta["inputs"]
@@ -182,3 +189,35 @@ class OnnxModel:
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         return self.run(self.draw(n, seed))[0]
+
+    def bind(self, feeds: dict[str, np.ndarray]) -> BoundCall:
+        """An IO-bound call for ``feeds`` (checked): inputs copied to the provider's device once, outputs left there."""
+        self.check(feeds)
+        return BoundCall(self.session, feeds)
+
+
+class BoundCall:
+    """onnxruntime IO binding: on CUDA the inputs live in GPU memory and the outputs are written there, so a
+    call copies nothing between host and GPU. Call it to run; ``numpy()`` copies the last outputs to the host."""
+
+    def __init__(self, sess: Any, feeds: dict[str, np.ndarray]) -> None:
+        import onnxruntime as ort
+
+        self.session = sess
+        self.device = "cuda" if sess.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.binding = sess.io_binding()
+        # The OrtValues are kept: the binding holds only their addresses.
+        self.inputs = {k: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v), self.device, 0)
+                       for k, v in feeds.items()}
+        for name, value in self.inputs.items():
+            self.binding.bind_ortvalue_input(name, value)
+        for out in sess.get_outputs():
+            self.binding.bind_output(out.name, self.device)
+
+    def __call__(self) -> list[Any]:
+        """Run once; returns the outputs as OrtValues on the device (finished: onnxruntime synchronises)."""
+        self.session.run_with_iobinding(self.binding)
+        return self.binding.get_outputs()
+
+    def numpy(self) -> list[np.ndarray]:
+        return self.binding.copy_outputs_to_cpu()

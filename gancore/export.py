@@ -1,4 +1,4 @@
-"""Export a trained run: ONNX (onnxruntime parity-checked) and TorchScript, plus a JSON card.
+"""Export a trained run: ONNX (fp32, fp16, onnxruntime-optimised; all parity-checked) and TorchScript, plus a JSON card.
 
 Files are written into a hidden temporary folder and moved to ``exported/<run>/`` only once every
 check has passed, so a failed export leaves nothing behind and an existing export is never clobbered
@@ -8,6 +8,7 @@ check has passed, so a failed export leaves nothing behind and an existing expor
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import io
 import json
@@ -30,9 +31,25 @@ from gancore.runs import open_run
 from gancore.state import TrainState
 
 EXPORT_DIR = Path("exported")
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "onnx-fp16", "onnx-opt", "torchscript")
+SUFFIX = {"onnx": ".onnx", "onnx-fp16": ".fp16.onnx", "onnx-opt": ".opt.onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # fp32 on CPU
+FP16_TOLERANCE = 2e-2  # fp16 weights and activations against the fp32 module; outputs are O(1)
 PARITY_BATCHES = (1, 5)
+
+
+class Half(nn.Module):
+    """fp32 in, fp16 inside, fp32 out: an fp16 export keeps the fp32 model's inputs, outputs and metadata."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(module).half()
+
+    def forward(self, *args: Tensor) -> Any:
+        out = self.module(*[a.half() if a.is_floating_point() else a for a in args])
+        outs = out if isinstance(out, tuple | list) else (out,)
+        back = tuple(o.float() if o.is_floating_point() else o for o in outs)
+        return back if isinstance(out, tuple | list) else back[0]
 
 
 class Positional(nn.Module):
@@ -90,13 +107,36 @@ def _batch_dims(module: nn.Module, n: int, batch: Any) -> tuple[Any, ...]:
     return (each,) if any(p.kind is p.VAR_POSITIONAL for p in params) else each
 
 
-def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write ``model`` as one ONNX file with a dynamic batch; check it fully and against PyTorch."""
-    import onnx
-
+def _onnx_parity(module: nn.Module, model: ExportModel, path: Path, tolerance: float, what: str) -> dict[str, float]:
+    """Max abs diff between onnxruntime (CPU, where parity is measured) and PyTorch at each parity batch."""
     from gancore.deploy import session
 
-    module = model.module.eval()
+    sess = session(path, device="cpu")
+    names = [s.name for s in model.inputs]
+    parity = {}
+    for n in PARITY_BATCHES:
+        inputs = _examples(model.inputs, n, seed=100 + n)
+        with torch.no_grad():
+            ref = _as_list(module(*inputs))
+        got = sess.run(None, {name: t.numpy() for name, t in zip(names, inputs, strict=True)})
+        diff = _max_diff(ref, got)
+        parity[str(n)] = diff
+        if not diff <= tolerance:
+            raise ExportError(f"onnxruntime ({what}) and PyTorch disagree on the {model.kind} at batch {n}: max abs "
+                              f"diff {diff:.3g} > {tolerance}; nothing was exported")
+    return parity
+
+
+def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any], *, fp16: bool = False) -> dict[str, Any]:
+    """Write ``model`` as one ONNX file with a dynamic batch; check it fully and against PyTorch.
+
+    With ``fp16`` the graph computes in half precision behind fp32 inputs and outputs (for GPUs), and its
+    parity is measured against the fp32 module with a tolerance fitting fp16.
+    """
+    import onnx
+
+    reference = model.module.eval()
+    module = Half(reference).eval() if fp16 else reference
     names = [s.name for s in model.inputs]
     batch = torch.export.Dim("batch", min=1, max=65536)
     example = _examples(model.inputs, 2, seed=0)
@@ -111,7 +151,8 @@ def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dic
                               f"{str(e).splitlines()[0][:300]}") from None
     assert program is not None
     proto = program.model_proto
-    for key, value in {**metadata, **model.metadata, "kind": model.kind,
+    precision = {"precision": "float16" if fp16 else "float32"}
+    for key, value in {**metadata, **model.metadata, **precision, "kind": model.kind,
                        "inputs": [s.to_json() for s in model.inputs]}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = f"gancore.{key}", json.dumps(value)
@@ -120,20 +161,33 @@ def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dic
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
         raise ExportError(f"onnx checker rejected the {model.kind}: {str(e).splitlines()[0][:300]}") from None
+    tolerance = FP16_TOLERANCE if fp16 else TOLERANCE
+    parity = _onnx_parity(reference, model, path, tolerance, "fp16" if fp16 else "fp32")
+    return {"file": path.name, "max_abs_diff": parity, "tolerance": tolerance, **precision}
 
-    sess = session(path, device="cpu")  # parity is measured in fp32 on CPU
-    parity = {}
-    for n in PARITY_BATCHES:
-        inputs = _examples(model.inputs, n, seed=100 + n)
-        with torch.no_grad():
-            ref = _as_list(module(*inputs))
-        got = sess.run(None, {name: t.numpy() for name, t in zip(names, inputs, strict=True)})
-        diff = _max_diff(ref, got)
-        parity[str(n)] = diff
-        if not diff <= TOLERANCE:
-            raise ExportError(f"onnxruntime and PyTorch disagree on the {model.kind} at batch {n}: max abs diff "
-                              f"{diff:.3g} > {TOLERANCE}; nothing was exported")
-    return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE}
+
+def optimize_onnx(model: ExportModel, src: Path, path: Path) -> dict[str, Any]:
+    """Save onnxruntime's optimised graph of ``src`` (level extended, CPU provider) for a faster start-up.
+
+    Extended rather than all: the all level adds layout changes tied to this CPU's vector width, which
+    onnxruntime applies at load time anyway. The fused nodes are CPU-provider kernels, so the file is for CPU.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(path)
+    opts.log_severity_level = 3
+    ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
+    proto = onnx.load_model(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "gancore.optimized_for", json.dumps({"provider": "CPUExecutionProvider",
+                                                                   "level": "extended",
+                                                                   "onnxruntime": ort.__version__})
+    onnx.save_model(proto, str(path))
+    parity = _onnx_parity(model.module.eval(), model, path, TOLERANCE, "optimised graph")
+    return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE, "optimized_for": "CPUExecutionProvider"}
 
 
 def export_torchscript(model: ExportModel, path: Path) -> dict[str, Any]:
@@ -188,10 +242,15 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
         for stem, model in models.items():
             entry: dict[str, Any] = {"kind": model.kind, "inputs": [s.to_json() for s in model.inputs],
                                      "outputs": model.outputs, **model.metadata}
-            if "onnx" in formats:
-                entry["onnx"] = export_onnx(model, tmp / f"{stem}.onnx", common)
+            if "onnx" in formats or "onnx-opt" in formats:  # the optimised graph is made from the fp32 file
+                entry["onnx"] = export_onnx(model, tmp / f"{stem}{SUFFIX['onnx']}", common)
+            if "onnx-opt" in formats:
+                entry["onnx-opt"] = optimize_onnx(model, tmp / f"{stem}{SUFFIX['onnx']}",
+                                                  tmp / f"{stem}{SUFFIX['onnx-opt']}")
+            if "onnx-fp16" in formats:
+                entry["onnx-fp16"] = export_onnx(model, tmp / f"{stem}{SUFFIX['onnx-fp16']}", common, fp16=True)
             if "torchscript" in formats:
-                entry["torchscript"] = export_torchscript(model, tmp / f"{stem}.torchscript.pt")
+                entry["torchscript"] = export_torchscript(model, tmp / f"{stem}{SUFFIX['torchscript']}")
             card["models"][stem] = entry
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         swap_into_place(tmp, dest)

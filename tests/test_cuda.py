@@ -45,6 +45,31 @@ def test_onnxruntime_uses_cuda_when_it_can(exported):
     assert np.abs(model.run(feeds)[0] - cpu.run(feeds)[0]).max() < 1e-3
 
 
+@cuda
+def test_fp16_export_and_io_binding_on_cuda(trained_run, tmp_path):
+    import onnxruntime as ort
+
+    from gancore.deploy import OnnxModel
+    from gancore.errors import ExportError
+    from gancore.export import FP16_TOLERANCE, export_run
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has no CUDA provider (install onnxruntime-gpu)")
+    dest = export_run(trained_run, ["onnx-fp16", "onnx-opt"], out=tmp_path / "e")
+    cpu = OnnxModel(dest / "generator.onnx", device="cpu")
+    feeds = cpu.draw(64, seed=0)
+    ref = cpu.run(feeds)[0]
+    for name, tol in [("generator.onnx", 1e-3), ("generator.fp16.onnx", FP16_TOLERANCE)]:
+        model = OnnxModel(dest / name, device="cuda")
+        call = model.bind(feeds)
+        out = call()[0]
+        assert out.device_name() == "cuda"  # the output stayed in GPU memory
+        assert np.abs(call.numpy()[0] - ref).max() < tol, name
+    with pytest.raises(ExportError, match="optimised for onnxruntime's CPUExecutionProvider"):
+        OnnxModel(dest / "generator.opt.onnx", device="cuda")
+    assert OnnxModel(dest / "generator.opt.onnx", device="auto").provider == "CPUExecutionProvider"
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
 def test_two_gpu_processes_with_nccl(tmp_path):
     from tests.test_distributed import TINY, gan

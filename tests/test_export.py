@@ -64,6 +64,55 @@ def test_torchscript_loads_and_matches(exported, trained_run):
         assert torch.allclose(ts(z), state.nets.generator(noise=z), atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def exported_all(trained_run, tmp_path_factory):
+    return export_run(trained_run, ["onnx-fp16", "onnx-opt"], out=tmp_path_factory.mktemp("all") / "e")
+
+
+def test_fp16_and_optimised_exports_are_parity_checked(exported_all, trained_run):
+    # onnx-opt brings the fp32 file it is made from
+    assert sorted(os.listdir(exported_all)) == ["card.json", "generator.fp16.onnx", "generator.onnx",
+                                                "generator.opt.onnx"]
+    g = json.loads((exported_all / "card.json").read_text())["models"]["generator"]
+    assert g["onnx-fp16"]["precision"] == "float16" and g["onnx-fp16"]["tolerance"] == export_mod.FP16_TOLERANCE
+    assert 0 < max(g["onnx-fp16"]["max_abs_diff"].values()) <= export_mod.FP16_TOLERANCE  # really rounded
+    assert max(g["onnx-opt"]["max_abs_diff"].values()) <= 1e-4
+    half = onnx.load(str(exported_all / "generator.fp16.onnx"))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in half.graph.initializer)
+    # the deploy interface is the fp32 model's: float32 inputs and outputs, the same metadata
+    assert half.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert half.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    feeds = OnnxModel(exported_all / "generator.onnx").draw(8, seed=3)
+    state = open_run(trained_run, device="cpu")
+    with torch.no_grad():
+        ref = state.nets.generator(noise=torch.from_numpy(feeds["noise"])).numpy()
+    for name, tol in [("generator.opt.onnx", 1e-4), ("generator.fp16.onnx", export_mod.FP16_TOLERANCE)]:
+        model = OnnxModel(exported_all / name)
+        assert np.abs(model.run(feeds)[0] - ref).max() <= tol, name
+    opt = OnnxModel(exported_all / "generator.opt.onnx")
+    assert opt.meta["optimized_for"]["provider"] == "CPUExecutionProvider"
+    assert {n.op_type for n in onnx.load(str(exported_all / "generator.opt.onnx")).graph.node} != \
+        {n.op_type for n in onnx.load(str(exported_all / "generator.onnx")).graph.node}  # really rewritten
+
+
+def test_an_fp16_parity_failure_leaves_nothing_behind(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "FP16_TOLERANCE", 1e-9)
+    with pytest.raises(ExportError, match=r"\(fp16\) and PyTorch disagree"):
+        export_run(trained_run, ["onnx", "onnx-fp16"], out=tmp_path / "bad")
+    assert os.listdir(tmp_path) == []
+
+
+def test_io_binding_returns_what_run_returns(exported):
+    model = OnnxModel(exported / "generator.onnx", device="cpu")
+    feeds = model.draw(5, seed=1)
+    call = model.bind(feeds)
+    outs = call()
+    assert outs[0].shape() == [5, 1, 28, 28] and outs[0].device_name() == "cpu"
+    np.testing.assert_array_equal(call.numpy()[0], model.run(feeds)[0])
+    with pytest.raises(ExportError, match="must be float32"):
+        model.bind({"noise": feeds["noise"].astype(np.float64)})
+
+
 def test_export_leaks_no_warnings(trained_run, tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
