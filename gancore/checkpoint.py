@@ -65,6 +65,10 @@ def state_tensors(state: TrainState) -> tuple[dict[str, Tensor], dict[str, Tenso
         train[f"fixed_latent.{name}"] = v.detach().cpu().contiguous()
     if state.perm is not None:
         train["data.perm"] = state.perm.detach().cpu()
+    for name, reg in state.regularizers.items():  # stateful regularizers, e.g. historical averaging
+        if hasattr(reg, "state_dict") and not isinstance(reg, torch.nn.Module):
+            train.update({f"regularizer.{name}.{k}": v.detach().cpu().contiguous()
+                          for k, v in reg.state_dict().items()})
     meta = {
         "format": FORMAT,
         "step": state.step,
@@ -239,6 +243,11 @@ def load_checkpoint(state: TrainState, ckpt: Path) -> None:
         state.perm = train["data.perm"].to(state.device) if "data.perm" in train and same_world else None
         state.cursor = int(meta.get("cursor", 0)) if state.perm is not None else 0
         state.rollbacks = int(meta.get("rollbacks", 0))
+        for name, reg in state.regularizers.items():
+            if hasattr(reg, "load_state_dict") and not isinstance(reg, torch.nn.Module):
+                prefix = f"regularizer.{name}."
+                reg.load_state_dict({k[len(prefix):]: v for k, v in train.items() if k.startswith(prefix)},
+                                    state.device)
     except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as e:
         raise CheckpointError(f"checkpoint {ckpt} is inconsistent ({type(e).__name__}: {e})") from None
     state.step = meta["step"]

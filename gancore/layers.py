@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -65,3 +65,79 @@ class MinibatchDiscrimination(nn.Module):
         l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # B x B x O
         o = torch.exp(-l1).sum(1) - 1.0  # exclude each sample's own term, exp(0) = 1
         return torch.cat([x, o], dim=1)
+
+
+class GaussianNoise(nn.Module):
+    """Additive N(0, sigma^2) noise in training, identity in eval: the input and hidden noise of the
+    Improved-GAN discriminators, which keeps D from fitting the few labelled examples."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.sigma * torch.randn_like(x) if self.training and self.sigma > 0 else x
+
+
+class VirtualBatchNorm(nn.Module):
+    """Virtual batch normalisation (Salimans et al. 2016, sec. 3.4): each example is normalised with the
+    statistics of a fixed reference batch combined with its own, so an output never depends on the other
+    examples of its batch.
+
+    The network that holds these layers runs its reference batch through them first, inside
+    :func:`reference_pass`; each layer keeps those statistics (with their graph, in training) for the
+    forward pass that follows, and a detached copy as buffers, which eval mode and export use. Statistics are
+    per channel: over the batch and any spatial dimensions for the reference, over the spatial dimensions
+    for one example (for 2-D input the example's own value).
+    """
+
+    def __init__(self, num_features: int, reference_size: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.eps = eps
+        self.own = 1.0 / (reference_size + 1)  # an example's weight against the reference batch's
+        self.register_buffer("ref_mean", torch.zeros(num_features))
+        self.register_buffer("ref_sq", torch.ones(num_features))
+        self.recording = False
+        self._live: tuple[Tensor, Tensor] | None = None
+
+    def _shape(self, x: Tensor, v: Tensor) -> Tensor:
+        return v.view(1, -1, *([1] * (x.dim() - 2)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        spatial = list(range(2, x.dim()))
+        if self.recording:
+            mean, sq = x.mean([0, *spatial]), (x * x).mean([0, *spatial])
+            self._live = (mean, sq)
+            with torch.no_grad():
+                self.ref_mean.copy_(mean)
+                self.ref_sq.copy_(sq)
+        else:
+            ref_mean, ref_sq = self._live if self.training and self._live is not None else (self.ref_mean,
+                                                                                              self.ref_sq)
+            ex_mean = x.mean(spatial, keepdim=True) if spatial else x
+            ex_sq = (x * x).mean(spatial, keepdim=True) if spatial else x * x
+            mean = self.own * ex_mean + (1 - self.own) * self._shape(x, ref_mean)
+            sq = self.own * ex_sq + (1 - self.own) * self._shape(x, ref_sq)
+            return self._norm(x, mean, sq)
+        return self._norm(x, self._shape(x, mean), self._shape(x, sq))
+
+    def _norm(self, x: Tensor, mean: Tensor, sq: Tensor) -> Tensor:
+        var = (sq - mean * mean).clamp_min(0)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self._shape(x, self.weight) + self._shape(x, self.bias)
+
+
+def reference_pass(module: nn.Module, run: Callable[[], object]) -> None:
+    """Run ``module``'s reference batch (``run``) so every VirtualBatchNorm layer in it records its statistics.
+
+    Called in training mode before each forward pass, so the reference statistics follow the weights (and
+    carry their gradient) as in the paper; eval mode skips it and uses the recorded buffers."""
+    layers = [m for m in module.modules() if isinstance(m, VirtualBatchNorm)]
+    for layer in layers:
+        layer.recording = True
+    try:
+        run()
+    finally:
+        for layer in layers:
+            layer.recording = False

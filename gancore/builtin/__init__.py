@@ -6,7 +6,7 @@ GAN; every GAN lives in a plugin.
 
 from __future__ import annotations
 
-from gancore.builtin import datasets, image_metrics, losses, samplers
+from gancore.builtin import datasets, image_metrics, losses, regularizers, samplers
 from gancore.hookspecs import Register
 from gancore.plugins import hookimpl
 
@@ -16,6 +16,14 @@ def gan_register_losses(register: Register) -> None:
     register("nonsaturating", losses.NonSaturating, config=losses.NonSaturatingConfig)
     register("minimax", losses.Minimax, config=losses.MinimaxConfig)
     register("hinge", losses.Hinge)
+    register("feature-matching", losses.FeatureMatching, config=losses.FeatureMatchingConfig,
+             description="D: non-saturating; G: matches D's mean features on real data (Salimans et al. 2016)")
+
+
+@hookimpl
+def gan_register_regularizers(register: Register) -> None:
+    register("historical-averaging", regularizers.HistoricalAveraging, config=regularizers.HistoricalAveragingConfig,
+             description="weight * ||theta - mean of past theta||^2 (Salimans et al. 2016)")
 
 
 @hookimpl

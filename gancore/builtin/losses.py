@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from gancore.components import LogitLoss
+from gancore.components import DOut, LogitLoss, Losses, Step
 
 
 @dataclass(kw_only=True)
@@ -52,3 +52,40 @@ class Hinge(LogitLoss):
 
     def g_loss(self, fake: Tensor) -> Tensor:
         return -fake.mean()
+
+
+def feature_matching(real: Tensor, fake: Tensor, norm: str = "l2") -> Tensor:
+    """Salimans et al. 2016, sec. 3.1: G matches the batch mean of D's intermediate features on real data,
+    ||E f(x) - E f(G(z))||^2 (``l2``), or the mean absolute difference (``l1``, what their code trains with).
+    The real statistics are a target: no gradient flows into them."""
+    diff = real.detach().float().mean(0) - fake.float().mean(0)
+    return diff.pow(2).sum() if norm == "l2" else diff.abs().mean()
+
+
+def features_of(out: DOut, who: str) -> Tensor:
+    if out.features is None:
+        raise ValueError(f"feature matching needs a discriminator that returns DOut.features; {who} returns none")
+    return out.features
+
+
+@dataclass(kw_only=True)
+class FeatureMatchingConfig(NonSaturatingConfig):
+    norm: str = "l2"  # l2: the paper's squared distance; l1: the mean absolute difference
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.norm not in ("l1", "l2"):
+            raise ValueError(f"norm must be l1 or l2, got {self.norm!r}")
+
+
+class FeatureMatching(NonSaturating):
+    """D plays the usual (non-saturating, optionally label-smoothed) game; G matches D's feature statistics
+    on real data instead of maximising D's output. Works with any discriminator that returns features."""
+
+    def __init__(self, cfg: FeatureMatchingConfig) -> None:
+        super().__init__(cfg)
+        self.norm = cfg.norm
+
+    def generator_loss(self, step: Step) -> Losses:
+        real = features_of(step.d_real(), type(step.nets.discriminator).__name__)
+        return {"g_fm": feature_matching(real, features_of(step.d_fake(), ""), self.norm)}

@@ -1,0 +1,67 @@
+"""The n+1-class objective (Salimans et al. 2016, sec. 5; Odena 2016): D is a K-class classifier whose
+implicit fake class has logit 0, so its real/fake logit is logsumexp of the K logits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from gancore.builtin.losses import feature_matching, features_of
+from gancore.components import Loss, Losses, Step
+from gancore.errors import ConfigError
+
+
+@dataclass(kw_only=True)
+class SemiSupervisedConfig:
+    generator: str = "feature-matching"  # or nonsaturating: -log D(G(z))
+    norm: str = "l1"  # feature matching distance: l1 (mean abs, as the paper's code) or l2 (squared, as its text)
+    unlabelled_weight: float = 0.5  # the paper's code: 0.5 on each unsupervised term
+    real_label: float = 1.0  # one-sided label smoothing of the real/fake part, e.g. 0.9
+
+    def __post_init__(self) -> None:
+        if self.generator not in ("feature-matching", "nonsaturating"):
+            raise ValueError(f"generator must be feature-matching or nonsaturating, got {self.generator!r}")
+        if self.norm not in ("l1", "l2"):
+            raise ValueError(f"norm must be l1 or l2, got {self.norm!r}")
+        if self.unlabelled_weight < 0:
+            raise ValueError("unlabelled_weight must be >= 0")
+        if not 0.5 < self.real_label <= 1.0:
+            raise ValueError(f"real_label must be in (0.5, 1], got {self.real_label}")
+
+
+def real_logit(logits: Tensor) -> Tensor:
+    """log Z(x): with the fake logit at 0, D(x) = Z / (Z + 1) = sigmoid(log Z)."""
+    return logits.logsumexp(1)
+
+
+def unsupervised_loss(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
+    """-log D(x) on real and -log(1 - D(G(z))) on generated class logits; real targets smoothed to ``real_label``."""
+    lr, lf = real_logit(real), real_logit(fake)
+    t = real_label
+    return (t * F.softplus(-lr) + (1 - t) * F.softplus(lr)).mean() + F.softplus(lf).mean()
+
+
+class SemiSupervised(Loss):
+    """Supervised cross-entropy on the labelled batch plus the real/fake game on unlabelled and generated ones."""
+
+    def __init__(self, cfg: SemiSupervisedConfig) -> None:
+        self.cfg = cfg
+
+    def discriminator_loss(self, step: Step) -> Losses:
+        b = step.batch
+        if b.x_labelled is None or b.y_labelled is None:
+            raise ConfigError("loss ssgan needs labelled examples: set data.labels_per_class (e.g. "
+                              "--set data.labels_per_class=10)")
+        labelled = step.cached("d_labelled", lambda: step.run("discriminator", b.x_labelled))
+        unl = unsupervised_loss(step.d_real().logits, step.d_fake().logits, self.cfg.real_label)
+        return {"d_sup": F.cross_entropy(labelled.logits.float(), b.y_labelled),
+                "d_unsup": self.cfg.unlabelled_weight * unl}
+
+    def generator_loss(self, step: Step) -> Losses:
+        fake = step.d_fake()
+        if self.cfg.generator == "nonsaturating":
+            return {"g_adv": F.softplus(-real_logit(fake.logits)).mean()}
+        real = features_of(step.d_real(), type(step.nets.discriminator).__name__)
+        return {"g_fm": feature_matching(real, features_of(fake, ""), self.cfg.norm)}

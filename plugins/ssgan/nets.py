@@ -1,0 +1,141 @@
+"""The Improved-GAN MNIST networks (Salimans et al. 2016, their feature-matching model), for any image size.
+
+G: MLP, softplus units with batch norm (or virtual batch norm), tanh image.
+D: MLP classifier with K class logits, Gaussian noise on its input and after every hidden layer, weight
+normalisation, and an optional minibatch-discrimination layer before its head. Its last hidden layer is the
+feature layer G matches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from gancore.components import DOut, LatentSpec, draw
+from gancore.layers import GaussianNoise, LatentInput, MinibatchDiscrimination, VirtualBatchNorm, reference_pass
+
+
+@dataclass(kw_only=True)
+class GeneratorConfig:
+    hidden: int = 500
+    layers: int = 2
+    norm: str = "batch"  # batch, virtual (Salimans et al. 2016, sec. 3.4) or none
+    reference_size: int = 100  # the virtual-batch-norm reference batch, drawn once from the latent
+    reference_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.layers < 1 or self.reference_size < 1:
+            raise ValueError("hidden, layers and reference_size must be >= 1")
+        if self.norm not in ("batch", "virtual", "none"):
+            raise ValueError(f"norm must be batch, virtual or none, got {self.norm!r}")
+
+
+@dataclass(kw_only=True)
+class DiscriminatorConfig:
+    hidden: list[int] = field(default_factory=lambda: [1000, 500, 250, 250, 250])
+    input_noise: float = 0.3
+    hidden_noise: float = 0.5
+    weight_norm: bool = True
+    minibatch_features: int = 0  # >0: minibatch discrimination (Salimans et al. 2016, sec. 3.2) before the head
+
+    def __post_init__(self) -> None:
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError("hidden must list one or more layer widths >= 1")
+        if self.input_noise < 0 or self.hidden_noise < 0 or self.minibatch_features < 0:
+            raise ValueError("input_noise, hidden_noise and minibatch_features must be >= 0")
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig, latent: Sequence[LatentSpec], shape: Sequence[int]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+        self.inp = LatentInput(latent)
+        self.virtual = cfg.norm == "virtual"
+        layers: list[nn.Module] = []
+        width = self.inp.dim
+        for _ in range(cfg.layers):
+            layers.append(nn.Linear(width, cfg.hidden, bias=cfg.norm == "none"))
+            if cfg.norm == "batch":
+                layers.append(nn.BatchNorm1d(cfg.hidden))
+            elif self.virtual:
+                layers.append(VirtualBatchNorm(cfg.hidden, cfg.reference_size))
+            layers.append(nn.Softplus())
+            width = cfg.hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, math.prod(self.shape)), nn.Tanh())
+        self.names = [s.name for s in latent]
+        if self.virtual:  # fixed at the start; buffers, so every checkpoint holds it
+            gen = torch.Generator().manual_seed(cfg.reference_seed)
+            for s in latent:
+                self.register_buffer(f"reference_{s.name}", draw(s, cfg.reference_size, gen, torch.device("cpu")))
+
+    def reference(self) -> dict[str, Tensor]:
+        return {n: getattr(self, f"reference_{n}") for n in self.names}
+
+    def forward(self, **latent: Tensor) -> Tensor:
+        if self.virtual and self.training:
+            reference_pass(self, lambda: self.net(self.inp(self.reference())))
+        return self.net(self.inp(latent)).view(-1, *self.shape)
+
+
+def _linear(n_in: int, n_out: int, norm: bool) -> nn.Module:
+    layer = nn.Linear(n_in, n_out)
+    return weight_norm(layer) if norm else layer
+
+
+class Discriminator(nn.Module):
+    """K class logits; the fake class's logit is fixed at 0, so D(x) = Z(x) / (Z(x) + 1), Z = sum exp(l_k)."""
+
+    def __init__(self, cfg: DiscriminatorConfig, shape: Sequence[int], classes: int) -> None:
+        super().__init__()
+        self.classes = classes
+        layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(cfg.input_noise)]
+        width = math.prod(shape)
+        for i, h in enumerate(cfg.hidden):
+            if i:  # noise after every hidden layer but the feature layer, which G matches noise-free
+                layers.append(GaussianNoise(cfg.hidden_noise))
+            layers += [_linear(width, h, cfg.weight_norm), nn.ReLU()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.noise = GaussianNoise(cfg.hidden_noise)
+        self.mbd = MinibatchDiscrimination(width, cfg.minibatch_features) if cfg.minibatch_features else None
+        self.head = _linear(width + cfg.minibatch_features, classes, cfg.weight_norm)
+
+    def forward(self, x: Tensor) -> DOut:
+        h = self.body(x)
+        z = self.noise(h)
+        if self.mbd is not None:
+            z = self.mbd(z)
+        return DOut(logits=self.head(z), features=h)
+
+
+class Classifier(nn.Module):
+    """The exported D: images -> class probabilities (B, K) and the probability of being real, Z / (Z + 1)."""
+
+    def __init__(self, d: Discriminator) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        logits = self.d(images).logits
+        return logits.softmax(1), torch.sigmoid(logits.logsumexp(1))
+
+
+def build_generator(cfg: GeneratorConfig, *, latent: Sequence[LatentSpec], data: dict[str, Any]) -> Generator:
+    """MLP generator of the Improved-GAN feature-matching model."""
+    return Generator(cfg, latent, data["shape"])
+
+
+def build_discriminator(cfg: DiscriminatorConfig, *, latent: Sequence[LatentSpec],
+                        data: dict[str, Any]) -> Discriminator:
+    """MLP classifier with K class logits, the implicit fake class at logit 0."""
+    classes = data.get("classes")
+    if not classes:
+        raise ValueError(f"the ssgan discriminator needs a dataset with classes; {data.get('dataset', 'this one')} "
+                         f"has none")
+    return Discriminator(cfg, data["shape"], len(classes))
