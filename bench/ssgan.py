@@ -40,8 +40,11 @@ def accuracy(d: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((predict(d, x) == y.cpu()).float().mean()) * 100
 
 
-def supervised_only(state, x_test, y_test, seed: int) -> float:
-    """A fresh D of the run's architecture, trained on the run's labelled subset with the run's optimizer."""
+def supervised_only(state, x_test, y_test, seed: int) -> tuple[float, float]:
+    """A fresh D of the run's architecture, trained on the run's labelled subset with the run's optimizer.
+
+    Returns its test accuracy after the GAN's number of updates, and the best of ten points along the way:
+    with so few labels it overfits, and picking its best point by the test set flatters the reference."""
     cfg = state.config
     torch.manual_seed(seed)
     d = state.manager.registries.discriminators.build(
@@ -52,13 +55,17 @@ def supervised_only(state, x_test, y_test, seed: int) -> float:
     lx, ly = state.labelled
     gen = torch.Generator(device=state.device).manual_seed(seed)
     d.train()
-    for _ in range(t["steps"] * t["d_steps"]):  # as many D updates as the GAN's, on batches of the same size
+    updates = t["steps"] * t["d_steps"]  # as many D updates as the GAN's, on batches of the same size
+    points = []
+    for n in range(1, updates + 1):
         i = torch.randint(0, len(lx), (t["batch_size"],), generator=gen, device=state.device)
         loss = F.cross_entropy(d(lx[i]).logits, ly[i])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return accuracy(d, x_test, y_test)
+        if n % max(1, updates // 10) == 0 or n == updates:
+            points.append(accuracy(d, x_test, y_test))
+    return points[-1], max(points)
 
 
 def _split(params: dict) -> tuple[str, dict]:
@@ -94,21 +101,26 @@ def main() -> None:
                 x_test, y_test = to_device(test.x, state.device, state.config), test.y
                 gan = accuracy(state.nets.discriminator, x_test, y_test)
                 t1 = time.perf_counter()
-                sup = supervised_only(state, x_test, y_test, seed)
+                sup, best = supervised_only(state, x_test, y_test, seed)
                 sup_s = time.perf_counter() - t1
-                r = rows.setdefault(per_class, {"gan": [], "sup": []})
+                r = rows.setdefault(per_class, {"gan": [], "sup": [], "best": []})
                 r["gan"].append(gan)
                 r["sup"].append(sup)
+                r["best"].append(best)
                 print(f"  {per_class:>3} labels/class, draw {seed}: ssgan {gan:.1f}% ({gan_s:.0f} s), "
-                      f"supervised only {sup:.1f}% ({sup_s:.0f} s)", flush=True)
+                      f"supervised only {sup:.1f}% (best point {best:.1f}%; {sup_s:.0f} s)", flush=True)
     t = state.config["train"]
     print(f"\nssgan recipe, {t['steps']} steps of batch {t['batch_size']} on {args.device}, {args.draws} label "
           f"draws; test accuracy (%) on the 10k Fashion-MNIST test images")
-    print(f"{'labels/class':>12}{'supervised only (ref)':>24}{'ssgan':>16}{'gain (points)':>16}")
+    print(f"{'labels/class':>12}{'supervised only (ref)':>24}{'its best point':>16}{'ssgan':>16}"
+          f"{'gain':>14}{'gain over best':>16}")
     for per_class, r in rows.items():
         gains = [g - s for g, s in zip(r["gan"], r["sup"], strict=True)]
-        print(f"{per_class:>12}{mean_sd(r['sup']):>24}{mean_sd(r['gan']):>16}{mean_sd(gains):>16}")
-    print(f"target: >= {TARGET:.0f} points above supervised only at 10 labels per class. For scale: {REFERENCE}.")
+        over_best = [g - s for g, s in zip(r["gan"], r["best"], strict=True)]
+        print(f"{per_class:>12}{mean_sd(r['sup']):>24}{mean_sd(r['best']):>16}{mean_sd(r['gan']):>16}"
+              f"{mean_sd(gains):>14}{mean_sd(over_best):>16}")
+    print(f"target: >= {TARGET:.0f} points above supervised only at 10 labels per class (gain columns: points, "
+          f"mean ± sd over draws). For scale: {REFERENCE}.")
 
 
 if __name__ == "__main__":

@@ -239,6 +239,20 @@ class Step:
     def d_fake(self) -> DOut:
         return self.cached("d_fake", lambda: self.run("discriminator", self.fake))
 
+    def d_together(self, parts: dict[str, Tensor]) -> None:
+        """Cache D's outputs on several batches (``{"d_real": x, ...}``) from one forward over them all.
+
+        Only for a discriminator that sets ``per_example = True`` (no batch norm, no minibatch
+        discrimination): then the numbers are those of one call per batch, in fewer kernel launches. Otherwise,
+        or if any key is cached already, nothing happens and each batch is run when first asked for."""
+        if not getattr(self.nets.discriminator, "per_example", False) or any(k in self._cache for k in parts):
+            return
+        out = self.run("discriminator", torch.cat(list(parts.values())))
+        sizes = [len(x) for x in parts.values()]
+        feats = out.features.split(sizes) if out.features is not None else (None,) * len(sizes)
+        for key, logits, f in zip(parts, out.logits.split(sizes), feats, strict=True):
+            self._cache[key] = DOut(logits=logits, features=f)
+
 
 # ------------------------------------------------------------------------------------------------
 # Objectives

@@ -54,12 +54,15 @@ class SemiSupervised(Loss):
         if b.x_labelled is None or b.y_labelled is None:
             raise ConfigError("loss ssgan needs labelled examples: set data.labels_per_class (e.g. "
                               "--set data.labels_per_class=10)")
+        step.d_together({"d_labelled": b.x_labelled, "d_real": step.real, "d_fake": step.fake})
         labelled = step.cached("d_labelled", lambda: step.run("discriminator", b.x_labelled))
         unl = unsupervised_loss(step.d_real().logits, step.d_fake().logits, self.cfg.real_label)
         return {"d_sup": F.cross_entropy(labelled.logits.float(), b.y_labelled),
                 "d_unsup": self.cfg.unlabelled_weight * unl}
 
     def generator_loss(self, step: Step) -> Losses:
+        if self.cfg.generator == "feature-matching":
+            step.d_together({"d_real": step.real, "d_fake": step.fake})
         fake = step.d_fake()
         if self.cfg.generator == "nonsaturating":
             return {"g_adv": F.softplus(-real_logit(fake.logits)).mean()}

@@ -105,6 +105,9 @@ class Discriminator(nn.Module):
         self.noise = GaussianNoise(cfg.hidden_noise)
         self.mbd = MinibatchDiscrimination(width, cfg.minibatch_features) if cfg.minibatch_features else None
         self.head = _linear(width + cfg.minibatch_features, classes, cfg.weight_norm)
+        # No batch statistics anywhere: an example's output does not depend on its batch, so the loss may
+        # run several batches through in one call.
+        self.per_example = self.mbd is None
 
     def forward(self, x: Tensor) -> DOut:
         h = self.body(x)

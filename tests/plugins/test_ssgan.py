@@ -159,3 +159,22 @@ def test_classifier_export_is_parity_checked_and_runs_alone(run, tmp_path):
     d = run.nets.discriminator.eval()
     with torch.no_grad():
         assert np.array_equal(probs.argmax(1), metrics.predict(d, torch.from_numpy(x)).numpy())
+
+
+def test_one_forward_over_all_batches_equals_one_per_batch(run):
+    d = run.nets.discriminator.eval()  # no noise, so the two ways can be compared number for number
+    assert d.per_example
+    batch = run.next_batch(10)
+    latent = run.sampler.sample(10, torch.Generator().manual_seed(0), run.device)
+    together = Step("discriminator", batch, latent, run.nets, 0, 1)
+    together.d_together({"d_labelled": batch.x_labelled, "d_real": together.real, "d_fake": together.fake})
+    apart = Step("discriminator", batch, latent, run.nets, 0, 1)
+    with torch.no_grad():
+        for key, x in [("d_real", batch.x), ("d_fake", apart.fake), ("d_labelled", batch.x_labelled)]:
+            want = d(x)
+            got = together.cached(key, lambda: None)
+            assert torch.allclose(got.logits, want.logits, atol=1e-5)
+            assert torch.allclose(got.features, want.features, atol=1e-5)
+    d.train()
+    mbd = nets.Discriminator(nets.DiscriminatorConfig(hidden=[8], minibatch_features=2), (1, 28, 28), 10)
+    assert not mbd.per_example  # its outputs depend on the batch: never concatenated
