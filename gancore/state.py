@@ -143,7 +143,7 @@ def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[s
                 got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
                 raise GanError(f"generator {cfg['generator']['name']!r} returned {got}, expected {want} "
                                f"(batch, *example shape of dataset {cfg['data']['name']!r})")
-            out = d(x)
+            out = d(x, **latent) if getattr(d, "joint_latent", False) else d(x)  # BiGAN's D reads (x, z)
             if not isinstance(out, DOut):
                 raise GanError(f"discriminator {cfg['discriminator']['name']!r} returned {type(out).__name__}, "
                                f"expected gancore.components.DOut")

@@ -1,0 +1,62 @@
+"""The BiGAN game: D tells (x, E(x)) from (G(z), z); G and E, trained together, try to make it fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gancore.components import DOut, Loss, Losses, Step
+from gancore.errors import ConfigError
+
+
+@dataclass(kw_only=True)
+class BiGANLossConfig:
+    encoder: str = "encoder"  # the role of the encoder under [networks]
+    real_label: float = 1.0  # one-sided label smoothing of the (x, E(x)) pairs
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.real_label <= 1.0:
+            raise ValueError(f"real_label must be in (0.5, 1], got {self.real_label}")
+
+
+def pair_losses(real: Tensor, fake: Tensor, real_label: float = 1.0) -> tuple[Tensor, Tensor]:
+    """(D's loss, G and E's loss) from the logits of (x, E(x)) pairs (``real``) and (G(z), z) pairs (``fake``).
+
+    D: -log D(x, E(x)) - log(1 - D(G(z), z)), real targets smoothed to ``real_label``. G and E: the same
+    game with the labels swapped, -log D(G(z), z) - log(1 - D(x, E(x))): non-saturating for both, as the
+    paper trains them."""
+    t = real_label
+    d = (t * F.softplus(-real) + (1 - t) * F.softplus(real)).mean() + F.softplus(fake).mean()
+    ge = F.softplus(-fake).mean() + F.softplus(real).mean()
+    return d, ge
+
+
+class BiGANLoss(Loss):
+    def __init__(self, cfg: BiGANLossConfig) -> None:
+        self.cfg = cfg
+
+    def _pairs(self, step: Step) -> tuple[DOut, DOut]:
+        nets = step.nets
+        if self.cfg.encoder not in nets.extra:
+            raise ConfigError(f"loss bigan needs an encoder network under [networks.{self.cfg.encoder}] "
+                              f"(name bigan, group generator); the bigan recipe sets it")
+        name = nets.extra[self.cfg.encoder].name
+        if step.phase == "discriminator":
+            with torch.no_grad():  # E is trained in the generator's step only
+                z_real = nets.extra[self.cfg.encoder](step.real)
+        else:
+            z_real = step.run(self.cfg.encoder, step.real)
+        real = step.run("discriminator", step.real, **{name: z_real})
+        fake = step.run("discriminator", step.fake, **step.latent)
+        return real, fake
+
+    def discriminator_loss(self, step: Step) -> Losses:
+        real, fake = self._pairs(step)
+        return {"d_adv": pair_losses(real.logits, fake.logits, self.cfg.real_label)[0]}
+
+    def generator_loss(self, step: Step) -> Losses:
+        real, fake = self._pairs(step)
+        return {"ge_adv": pair_losses(real.logits, fake.logits, self.cfg.real_label)[1]}

@@ -1,0 +1,156 @@
+"""bigan: the pair discriminator's loss on known logits, who trains what, the probes, pictures and export."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gancore.components import Batch, Step
+from gancore.deploy import OnnxModel
+from gancore.errors import ConfigError
+from gancore.export import export_run
+from gancore.loop import prepare, prepare_resume, train
+from gancore.runs import open_run
+from gancore_plugins.bigan import loss, nets, probes
+
+TINY = {"device": "cpu", "data": {"limit": 128},
+        "generator": {"width": 8}, "discriminator": {"width": 8, "hidden": 16},
+        "networks": {"encoder": {"name": "bigan", "group": "generator", "width": 8}},
+        "train": {"steps": 4, "batch_size": 8, "log_every": 2, "sample_every": 2, "checkpoint_every": 2,
+                  "sample_count": 4}}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    state = prepare("bigan", TINY, out=str(tmp_path_factory.mktemp("runs") / "bigan-tiny"))
+    train(state, progress=False)
+    return state
+
+
+# ---------------------------------------------------------------------------------------------- the pair loss
+
+
+def test_pair_losses_on_known_logits():
+    zero = torch.zeros(3)  # D(pair) = 1/2 everywhere: each side pays log 2 per term
+    d, ge = loss.pair_losses(zero, zero)
+    assert d.item() == pytest.approx(2 * math.log(2)) and ge.item() == pytest.approx(2 * math.log(2))
+    real, fake = torch.tensor([4.0, 1.0]), torch.tensor([-2.0, 0.5])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    d, ge = loss.pair_losses(real, fake)
+    assert d.item() == pytest.approx((bce(real, torch.ones(2)) + bce(fake, torch.zeros(2))).item(), rel=1e-6)
+    # G and E play the swapped labels: (G(z), z) called real, (x, E(x)) called fake
+    assert ge.item() == pytest.approx((bce(fake, torch.ones(2)) + bce(real, torch.zeros(2))).item(), rel=1e-6)
+    smooth, _ = loss.pair_losses(real, fake, real_label=0.9)
+    assert smooth.item() == pytest.approx((bce(real, torch.full((2,), 0.9)) + bce(fake, torch.zeros(2))).item(),
+                                          rel=1e-6)
+
+
+def _grads(state, phase):
+    for m in state.nets.named().values():
+        m.zero_grad(set_to_none=True)
+    batch = state.next_batch(8)
+    latent = state.sampler.sample(8, torch.Generator().manual_seed(0), state.device)
+    step = Step(phase, batch, latent, state.nets, 0, 1)
+    lossfn = loss.BiGANLoss(loss.BiGANLossConfig())
+    terms = lossfn.discriminator_loss(step) if phase == "discriminator" else lossfn.generator_loss(step)
+    sum(terms.values()).backward()
+    return {role: any(p.grad is not None for p in m.parameters()) for role, m in state.nets.named().items()}
+
+
+def test_d_step_trains_d_and_ge_step_reaches_g_and_e(run):
+    assert _grads(run, "discriminator") == {"generator": False, "discriminator": True, "encoder": False}
+    got = _grads(run, "generator")
+    assert got["generator"] and got["encoder"]
+    assert run.nets.group_of("encoder") == "generator"
+    e_params = {id(p) for p in run.nets.extra["encoder"].parameters()}
+    assert e_params <= {id(p) for p in run.opt_g.param_groups[0]["params"]}
+
+
+def test_without_an_encoder_the_loss_says_where_to_add_it(run):
+    from gancore.components import Nets
+
+    bare = Nets(generator=run.nets.generator, discriminator=run.nets.discriminator)
+    step = Step("discriminator", Batch(x=run.data.x[:4]), run.sampler.sample(4, torch.Generator(), run.device),
+                bare, 0, 1)
+    with pytest.raises(ConfigError, match=r"networks\.encoder"):
+        loss.BiGANLoss(loss.BiGANLossConfig()).discriminator_loss(step)
+
+
+def test_the_pair_discriminator_reads_x_and_z(run):
+    d = run.nets.discriminator.eval()
+    x = run.data.x[:4]
+    z = torch.rand(4, 50) * 2 - 1
+    a, b = d(x, noise=z).logits, d(x, noise=-z).logits
+    assert a.shape == (4,) and not torch.allclose(a, b)  # the same images with other codes: another verdict
+    d.train()
+
+
+def test_bigan_needs_one_continuous_latent():
+    from gancore.components import LatentSpec
+
+    with pytest.raises(ValueError, match="one continuous 1-D latent"):
+        nets.latent_of([LatentSpec("noise", (4,), "normal"), LatentSpec("c", (1,), "categorical", "int64",
+                                                                           classes=3)])
+
+
+# ---------------------------------------------------------------------------------------------- probes
+
+
+def test_nearest_neighbour_and_linear_probe_on_separable_points():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    y = torch.arange(3).repeat(40)
+    x = centres[y] + 0.3 * torch.randn(len(y), 2, generator=g)
+    assert probes.nearest_neighbour(x, y, x + 0.01, y) == 1.0
+    assert probes.linear_probe(x[:90], y[:90], x[90:], y[90:]) == 1.0
+    noise = torch.randn(len(y), 2, generator=g)  # features that know nothing: about chance
+    assert probes.linear_probe(noise[:90], y[:90], noise[90:], y[90:]) < 0.7
+
+
+def test_the_random_encoder_is_the_same_architecture_freshly_drawn(run):
+    e = run.nets.extra["encoder"]
+    r1, r2 = probes.random_like(e, seed=0), probes.random_like(e, seed=0)
+    assert [n for n, _ in r1.named_parameters()] == [n for n, _ in e.named_parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(r1.parameters(), r2.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(r1.parameters(), e.parameters(), strict=True))
+
+
+def test_probe_metric_reports_every_feature_set(run):
+    from gancore.evaluate import applicable, evaluate
+
+    res = evaluate(run, applicable(run, ["bigan-probes"]))
+    for name in ("encoder", "random", "pixels"):
+        for probe in ("nn1", "linear"):
+            assert 0.0 <= res[f"bigan-probes/{name}_{probe}"] <= 1.0
+    assert res["bigan-probes/reconstruction_mse"] > 0
+
+
+# ---------------------------------------------------------------------------------------------- pictures, export
+
+
+def test_reconstruction_pictures_and_the_encoder_in_checkpoints(run):
+    assert (run.run_dir / "samples" / "reconstructions-step-0000004.png").exists()
+    resumed = prepare_resume(run.run_dir, steps=6)
+    saved = resumed.nets.extra["encoder"].state_dict()
+    assert saved.keys() == run.nets.extra["encoder"].state_dict().keys()
+    assert any(k.endswith("running_mean") for k in saved)  # batch-norm statistics travel too
+    for a, b in zip(resumed.nets.extra["encoder"].parameters(), run.nets.extra["encoder"].parameters(),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
+def test_encoder_export_is_parity_checked_and_feeds_the_generator(run, tmp_path):
+    dest = export_run(run.run_dir, ["onnx"], out=tmp_path / "e")
+    card = json.loads((dest / "card.json").read_text())
+    assert card["models"]["encoder"]["outputs"] == ["latent"]
+    assert max(card["models"]["encoder"]["onnx"]["max_abs_diff"].values()) <= 1e-4
+    enc = OnnxModel(dest / "encoder.onnx", kind="encoder")
+    z = enc.run({"images": run.data.x[:3].numpy()})[0]
+    assert z.shape == (3, 50)
+    gen = OnnxModel(dest / "generator.onnx")
+    assert gen.session.run(None, {"noise": z})[0].shape == (3, 1, 28, 28)  # x -> E(x) -> G(E(x)) with ORT alone
+    e = open_run(run.run_dir, device="cpu").nets.extra["encoder"].eval()  # the checkpoint that was exported
+    with torch.no_grad():
+        assert np.abs(z - e(run.data.x[:3]).numpy()).max() < 1e-4
