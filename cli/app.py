@@ -203,7 +203,10 @@ def eval_(
     from gancore.runs import open_run
 
     state = OnnxSource(run) if run.suffix == ".onnx" else open_run(run, checkpoint=checkpoint, device=device)
-    metrics = applicable(state, metric)
+    skipped: dict[str, str] = {}
+    metrics = applicable(state, metric, skipped)
+    for name, why in skipped.items():
+        typer.echo(f"{name}: skipped; {why}", err=True)
     if not metrics:
         raise GanError(f"no registered metric fits run {run} (data {state.data_info.get('dataset', '?')!r}); "
                        f"`gan plugins` lists the metrics")

@@ -307,6 +307,10 @@ class Metric:
     def applies(self, state: Any) -> bool:
         return True
 
+    def unavailable(self, state: Any) -> str | None:
+        """Why a metric that fits cannot run here (a missing extra or weights file), or None."""
+        return None
+
     def __call__(self, state: Any) -> dict[str, float]:
         raise NotImplementedError
 

@@ -40,18 +40,27 @@ class OnnxSource:
         return torch.cat(chunks)
 
 
-def applicable(state: TrainState | OnnxSource, names: list[str] | None = None) -> dict[str, Metric]:
-    """Metrics that fit the run: those named, or every registered one whose ``applies`` says so."""
+def applicable(state: TrainState | OnnxSource, names: list[str] | None = None,
+               skipped: dict[str, str] | None = None) -> dict[str, Metric]:
+    """Metrics that fit the run and can run here: those named, or every registered one whose ``applies`` says
+    so. One that fits but cannot run (``unavailable``) is an error when named, else noted in ``skipped``."""
     reg = (getattr(state, "manager", None) or get_manager()).registries.metrics
     chosen = names if names else reg.list()
     out: dict[str, Metric] = {}
     for name in chosen:
         metric = reg.build(name, {}, where="metric")
-        if metric.applies(state):
+        if not metric.applies(state):
+            if names:
+                raise GanError(f"metric {name!r} does not fit this run (plugin {state.config['plugin']!r}, "
+                               f"data {state.config['data']['name']!r})")
+            continue
+        why = metric.unavailable(state)
+        if why is None:
             out[name] = metric
         elif names:
-            raise GanError(f"metric {name!r} does not fit this run (plugin {state.config['plugin']!r}, "
-                           f"data {state.config['data']['name']!r})")
+            raise GanError(f"metric {name!r} cannot run here: {why}")
+        elif skipped is not None:
+            skipped[name] = why
     return out
 
 

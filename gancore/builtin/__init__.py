@@ -6,7 +6,7 @@ GAN; every GAN lives in a plugin.
 
 from __future__ import annotations
 
-from gancore.builtin import datasets, image_metrics, losses, regularizers, samplers
+from gancore.builtin import datasets, image_metrics, inception, losses, regularizers, samplers
 from gancore.hookspecs import Register
 from gancore.plugins import hookimpl
 
@@ -35,6 +35,8 @@ def gan_register_samplers(register: Register) -> None:
 @hookimpl
 def gan_register_metrics(register: Register) -> None:
     register("fashion-quality", image_metrics.FashionQuality)
+    register("inception-fid", inception.InceptionFID,
+             description="FID and KID in Inception-v3 features; needs the fid extra and its weights file")
 
 
 @hookimpl

@@ -139,6 +139,14 @@ def test_eval_of_a_dcgan_run_prints_figures_beside_their_ceilings(trained_run, m
     assert len(rows["fashion-quality/frechet"]) == 2 and len(rows["fashion-quality/score"]) == 2
     assert float(rows["fashion-quality/frechet"][0]) > float(rows["fashion-quality/frechet"][1])
     assert (trained_run / "curves.png").exists()
+    # the optional Inception FID/KID is skipped here (no weights offline), with a note saying why
+    assert "inception-fid: skipped; FID/KID need the Inception-v3 weights" in res.stderr
+
+
+def test_eval_of_a_metric_that_cannot_run_here_says_what_is_missing(trained_run, monkeypatch, tmp_path):
+    monkeypatch.setenv("GANCORE_INCEPTION_WEIGHTS", str(tmp_path / "nowhere.pth"))
+    one_line_error(gan("eval", trained_run, "--metric", "inception-fid"),
+                   r"metric 'inception-fid' cannot run here: .*nowhere\.pth.*GANCORE_INCEPTION_WEIGHTS")
 
 
 def test_eval_of_an_exported_onnx_generator(exported, monkeypatch, tmp_path):
