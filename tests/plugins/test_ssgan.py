@@ -125,6 +125,9 @@ def test_virtual_batch_norm_generator_saves_its_reference_batch(tmp_path):
     with torch.no_grad():  # in eval an image does not depend on its batch
         z = torch.rand(5, 100)
         assert torch.allclose(g(noise=z)[:2], g(noise=z[:2]), atol=1e-6)
+    dest = export_run(state.run_dir, ["onnx"], out=tmp_path / "e")  # the recorded statistics export as constants
+    assert max(json.loads((dest / "card.json").read_text())["models"]["generator"]["onnx"]["max_abs_diff"]
+               .values()) <= 1e-4
 
 
 # ---------------------------------------------------------------------------------------------- metric, export
