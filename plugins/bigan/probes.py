@@ -91,7 +91,7 @@ class EncoderProbes(Metric):
         e, g = state.nets.extra[self.role], state.nets.generator
         x_train = to_device(train.x, state.device, state.config)
         x_test = to_device(test.x, state.device, state.config)
-        rand = random_like(e)
+        rand = random_like(e, seed=int(state.config.get("seed", 0)))  # a fresh draw per run seed
         with eval_mode(e, g, rand):
             feats = {"encoder": (encode(e, x_train), encode(e, x_test)),
                      "random": (encode(rand, x_train), encode(rand, x_test)),
