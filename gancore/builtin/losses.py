@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from gancore.components import DOut, LogitLoss, Losses, Step
+from gancore.components import LogitLoss, Losses, Step
 
 
 @dataclass(kw_only=True)
@@ -19,6 +19,13 @@ class NonSaturatingConfig:
             raise ValueError(f"real_label must be in (0.5, 1], got {self.real_label}")
 
 
+def nonsaturating_d_loss(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
+    """D's binary cross-entropy on real/fake logits: target ``real_label`` on real (one-sided smoothing below 1),
+    t*softplus(-l) + (1-t)*softplus(l), and 0 on fake, softplus(l)."""
+    t = real_label
+    return (t * F.softplus(-real) + (1 - t) * F.softplus(real)).mean() + F.softplus(fake).mean()
+
+
 class NonSaturating(LogitLoss):
     """Goodfellow et al. 2014: G maximises log D(G(z)), which does not saturate when D wins early."""
 
@@ -26,9 +33,7 @@ class NonSaturating(LogitLoss):
         self.real_label = cfg.real_label
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
-        # BCE with target t on real: t*softplus(-l) + (1-t)*softplus(l); on fake: softplus(l).
-        t = self.real_label
-        return (t * F.softplus(-real) + (1 - t) * F.softplus(real)).mean() + F.softplus(fake).mean()
+        return nonsaturating_d_loss(real, fake, self.real_label)
 
     def g_loss(self, fake: Tensor) -> Tensor:
         return F.softplus(-fake).mean()  # -log D(G(z))
@@ -62,10 +67,13 @@ def feature_matching(real: Tensor, fake: Tensor, norm: str = "l2") -> Tensor:
     return diff.pow(2).sum() if norm == "l2" else diff.abs().mean()
 
 
-def features_of(out: DOut, who: str) -> Tensor:
-    if out.features is None:
-        raise ValueError(f"feature matching needs a discriminator that returns DOut.features; {who} returns none")
-    return out.features
+def match_features(step: Step, norm: str = "l2") -> Tensor:
+    """G's feature-matching term for one step: D's features on the real batch against those on G(z)."""
+    real, fake = step.d_real(), step.d_fake()
+    if real.features is None or fake.features is None:
+        raise ValueError(f"feature matching needs a discriminator that returns DOut.features; "
+                         f"{type(step.nets.discriminator).__name__} returns none")
+    return feature_matching(real.features, fake.features, norm)
 
 
 @dataclass(kw_only=True)
@@ -87,5 +95,4 @@ class FeatureMatching(NonSaturating):
         self.norm = cfg.norm
 
     def generator_loss(self, step: Step) -> Losses:
-        real = features_of(step.d_real(), type(step.nets.discriminator).__name__)
-        return {"g_fm": feature_matching(real, features_of(step.d_fake(), ""), self.norm)}
+        return {"g_fm": match_features(step, self.norm)}

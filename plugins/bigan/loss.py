@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gancore.builtin.losses import nonsaturating_d_loss
 from gancore.components import DOut, Loss, Losses, Step
 from gancore.errors import ConfigError
 
@@ -28,10 +29,7 @@ def pair_losses(real: Tensor, fake: Tensor, real_label: float = 1.0) -> tuple[Te
     D: -log D(x, E(x)) - log(1 - D(G(z), z)), real targets smoothed to ``real_label``. G and E: the same
     game with the labels swapped, -log D(G(z), z) - log(1 - D(x, E(x))): non-saturating for both, as the
     paper trains them."""
-    t = real_label
-    d = (t * F.softplus(-real) + (1 - t) * F.softplus(real)).mean() + F.softplus(fake).mean()
-    ge = F.softplus(-fake).mean() + F.softplus(real).mean()
-    return d, ge
+    return nonsaturating_d_loss(real, fake, real_label), F.softplus(-fake).mean() + F.softplus(real).mean()
 
 
 class BiGANLoss(Loss):

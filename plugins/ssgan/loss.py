@@ -8,27 +8,23 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from gancore.builtin.losses import feature_matching, features_of
+from gancore.builtin.losses import FeatureMatchingConfig, match_features, nonsaturating_d_loss
 from gancore.components import Loss, Losses, Step
 from gancore.errors import ConfigError
 
 
 @dataclass(kw_only=True)
-class SemiSupervisedConfig:
+class SemiSupervisedConfig(FeatureMatchingConfig):  # real_label: one-sided smoothing of the real/fake part
     generator: str = "feature-matching"  # or nonsaturating: -log D(G(z))
     norm: str = "l1"  # feature matching distance: l1 (mean abs, as the paper's code) or l2 (squared, as its text)
     unlabelled_weight: float = 0.5  # the paper's code: 0.5 on each unsupervised term
-    real_label: float = 1.0  # one-sided label smoothing of the real/fake part, e.g. 0.9
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.generator not in ("feature-matching", "nonsaturating"):
             raise ValueError(f"generator must be feature-matching or nonsaturating, got {self.generator!r}")
-        if self.norm not in ("l1", "l2"):
-            raise ValueError(f"norm must be l1 or l2, got {self.norm!r}")
         if self.unlabelled_weight < 0:
             raise ValueError("unlabelled_weight must be >= 0")
-        if not 0.5 < self.real_label <= 1.0:
-            raise ValueError(f"real_label must be in (0.5, 1], got {self.real_label}")
 
 
 def real_logit(logits: Tensor) -> Tensor:
@@ -38,9 +34,7 @@ def real_logit(logits: Tensor) -> Tensor:
 
 def unsupervised_loss(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
     """-log D(x) on real and -log(1 - D(G(z))) on generated class logits; real targets smoothed to ``real_label``."""
-    lr, lf = real_logit(real), real_logit(fake)
-    t = real_label
-    return (t * F.softplus(-lr) + (1 - t) * F.softplus(lr)).mean() + F.softplus(lf).mean()
+    return nonsaturating_d_loss(real_logit(real), real_logit(fake), real_label)
 
 
 class SemiSupervised(Loss):
@@ -61,10 +55,7 @@ class SemiSupervised(Loss):
                 "d_unsup": self.cfg.unlabelled_weight * unl}
 
     def generator_loss(self, step: Step) -> Losses:
-        if self.cfg.generator == "feature-matching":
-            step.d_together({"d_real": step.real, "d_fake": step.fake})
-        fake = step.d_fake()
         if self.cfg.generator == "nonsaturating":
-            return {"g_adv": F.softplus(-real_logit(fake.logits)).mean()}
-        real = features_of(step.d_real(), type(step.nets.discriminator).__name__)
-        return {"g_fm": feature_matching(real, features_of(fake, ""), self.cfg.norm)}
+            return {"g_adv": F.softplus(-real_logit(step.d_fake().logits)).mean()}
+        step.d_together({"d_real": step.real, "d_fake": step.fake})
+        return {"g_fm": match_features(step, self.cfg.norm)}
