@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,14 @@ def eval_mode(*modules: Any) -> Iterator[None]:
     finally:
         for m, w in zip(modules, was, strict=True):
             m.train(w)
+
+
+def batched(fn: Callable[[Any], Any], x: Any, size: int = 1000) -> Any:
+    """``fn`` over ``x`` in slices of ``size`` rows, without autograd; the results joined on the CPU."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([fn(x[i:i + size]).cpu() for i in range(0, len(x), size)])
 
 
 def generate(state: Any, n: int, seed: int = 0, chunk: int = 1024) -> Any:

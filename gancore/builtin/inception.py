@@ -18,6 +18,7 @@ from torch import Tensor
 
 from gancore.builtin.image_metrics import frechet_distance
 from gancore.components import Metric
+from gancore.sampling import batched
 
 WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{WEIGHTS}"
@@ -82,16 +83,17 @@ class InceptionFID(Metric):
     def unavailable(self, state: Any) -> str | None:
         return unavailable()
 
-    @torch.no_grad()
-    def features(self, x: Tensor, value_range: tuple[float, float], device: torch.device) -> Tensor:
+    def extractor(self, device: torch.device) -> torch.nn.Module:
+        """torch-fidelity's Inception-v3 on its weights file, once that file is known to hold only tensors."""
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         torch.load(weights_path(), map_location="cpu", weights_only=True)  # refuses anything but tensors
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                          feature_extractor_weights_path=str(weights_path())).to(device)
-        out = [net(to_uint8_rgb(x[i:i + 100], value_range).to(device))[0].double().cpu()
-               for i in range(0, len(x), 100)]
-        return torch.cat(out)
+        return FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                           feature_extractor_weights_path=str(weights_path())).to(device)
+
+    @staticmethod
+    def features(net: torch.nn.Module, x: Tensor, value_range: tuple[float, float], device: torch.device) -> Tensor:
+        return batched(lambda xs: net(to_uint8_rgb(xs, value_range).to(device))[0].double(), x, 100)
 
     def __call__(self, state: Any) -> dict[str, float]:
         from gancore.plugins import get_manager
@@ -107,6 +109,7 @@ class InceptionFID(Metric):
         g = torch.Generator().manual_seed(0)
         real = test.x[torch.randperm(len(test), generator=g)[:self.samples]]
         fake = state.generate(min(self.samples, len(real)), seed=0).cpu()
-        fr, ff = self.features(real, vr, device), self.features(fake, vr, device)
+        net = self.extractor(device)  # built once for both sets
+        fr, ff = self.features(net, real, vr, device), self.features(net, fake, vr, device)
         kid, kid_sd = kernel_inception_distance(ff, fr)
         return {"fid": frechet_distance(ff, fr), "kid": kid, "kid_sd": kid_sd}

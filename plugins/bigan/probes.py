@@ -11,13 +11,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gancore.components import Metric
-from gancore.sampling import eval_mode
+from gancore.sampling import batched, eval_mode
 from gancore.state import load_data, to_device
 
 
-@torch.no_grad()
 def encode(e: nn.Module, x: Tensor, batch: int = 1000) -> Tensor:
-    return torch.cat([e(x[i:i + batch]).float().cpu() for i in range(0, len(x), batch)])
+    return batched(lambda xs: e(xs).float(), x, batch)
 
 
 @torch.no_grad()

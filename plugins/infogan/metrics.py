@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from gancore.components import Metric
-from gancore.sampling import eval_mode
+from gancore.sampling import batched, eval_mode
 from gancore.state import load_data, to_device
 
 
@@ -40,13 +39,9 @@ def nmi(pred: np.ndarray, labels: np.ndarray) -> float:
     return mi / ((h[0] + h[1]) / 2) if h[0] + h[1] > 0 else 1.0  # two single-cluster partitions agree
 
 
-@torch.no_grad()
 def read_codes(d: Any, x: Tensor, batch: int = 1000) -> Tensor:
     """Q's most likely class of categorical code 0 for each image in ``x``."""
-    out = []
-    for i in range(0, len(x), batch):
-        out.append(d.q(d.body(x[i:i + batch]))["q_cat"][:, 0].argmax(1).cpu())
-    return torch.cat(out)
+    return batched(lambda xs: d.q(d.body(xs))["q_cat"][:, 0].argmax(1), x, batch)
 
 
 class CodeAccuracy(Metric):

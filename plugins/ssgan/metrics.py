@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from gancore.components import Metric
-from gancore.sampling import eval_mode
+from gancore.sampling import batched, eval_mode
 from gancore.state import load_data, to_device
 
 
-@torch.no_grad()
 def predict(d: nn.Module, x: Tensor, batch: int = 1000) -> Tensor:
     """argmax of D's K class logits (the fake class never wins: it is not among them)."""
-    return torch.cat([d(x[i:i + batch]).logits.argmax(1).cpu() for i in range(0, len(x), batch)])
+    return batched(lambda xs: d(xs).logits.argmax(1), x, batch)
 
 
 class TestAccuracy(Metric):

@@ -54,7 +54,7 @@ def test_a_weights_file_holding_more_than_tensors_is_refused(monkeypatch, tmp_pa
     torch.save({"conv.weight": Payload()}, path)
     monkeypatch.setenv(inception.ENV, str(path))
     with pytest.raises(Exception, match=r"(?i)weights only|unpickl"):
-        inception.InceptionFID().features(torch.zeros(1, 1, 28, 28), (-1.0, 1.0), torch.device("cpu"))
+        inception.InceptionFID().extractor(torch.device("cpu"))
 
 
 def test_images_become_uint8_rgb():
