@@ -13,14 +13,13 @@ Also the reconstruction error of G(E(x)) on test images. Prints mean ± sd over 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, mean_sd
 
 from gancore.config import merge, parse_sets
 from gancore.evaluate import applicable, evaluate
@@ -29,12 +28,11 @@ from gancore.loop import prepare, train
 from gancore_plugins.bigan import reconstructions
 
 TARGET = 10.0  # linear-probe points of E(x) above the random encoder
+def pct(xs: list[float]) -> str:
+    return mean_sd(xs, "5.1f", scale=100.0)
+
+
 PUBLISHED = "BiGAN on MNIST (Donahue et al. 2016): 1-NN on E(x) 97.39%, about level with raw pixels"
-
-
-def mean_sd(xs: list[float], scale: float = 100.0, fmt: str = "5.1f") -> str:
-    xs = [x * scale for x in xs]
-    return f"{statistics.mean(xs):{fmt}} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:{fmt}}"
 
 
 def main() -> None:
@@ -72,13 +70,13 @@ def main() -> None:
     print(f"{'features':<28}{'1-NN':>16}{'linear probe':>16}")
     for name, label in [("encoder", "E(x), trained"), ("random", "E(x), random init (ref)"),
                         ("pixels", "raw pixels (ref)")]:
-        print(f"{label:<28}{mean_sd(rows[f'{name}_nn1']):>16}{mean_sd(rows[f'{name}_linear']):>16}")
+        print(f"{label:<28}{pct(rows[f'{name}_nn1']):>16}{pct(rows[f'{name}_linear']):>16}")
     gap = [a - b for a, b in zip(rows["encoder_linear"], rows["random_linear"], strict=True)]
     to_pixels = [a - b for a, b in zip(rows["encoder_linear"], rows["pixels_linear"], strict=True)]
-    print(f"linear probe, E(x) minus random encoder: {mean_sd(gap)} points (target >= {TARGET:.0f}); "
-          f"E(x) minus raw pixels: {mean_sd(to_pixels)} points")
+    print(f"linear probe, E(x) minus random encoder: {pct(gap)} points (target >= {TARGET:.0f}); "
+          f"E(x) minus raw pixels: {pct(to_pixels)} points")
     print(f"G(E(x)) mean squared error on test images (pixels in [-1, 1]): "
-          f"{mean_sd(rows['reconstruction_mse'], 1.0, '.3f')}")
+          f"{mean_sd(rows['reconstruction_mse'])}")
     print(f"published: {PUBLISHED}")
 
 

@@ -21,6 +21,12 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} torch threads{gpu}; torch {torch.__version__}"
 
 
+def mean_sd(xs: list[float], fmt: str = ".3f", scale: float = 1.0) -> str:
+    """``mean ± sd`` of ``xs`` times ``scale`` (sd 0 for a single value), both in format ``fmt``."""
+    xs = [x * scale for x in xs]
+    return f"{statistics.mean(xs):{fmt}} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:{fmt}}"
+
+
 def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
     times = []
     for _ in range(repeats):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, mean_sd
 
 from gancore.builtin.evaluator import embed
 from gancore.config import merge, parse_sets
@@ -40,10 +40,6 @@ def traversal_purity(state) -> float:
     _, probs = embed(torch.from_numpy(x))
     classes = probs.argmax(1).numpy().reshape(-1, cols)
     return float(np.mean([np.bincount(row).max() / cols for row in classes]))
-
-
-def mean_sd(xs: list[float], fmt: str = ".3f") -> str:
-    return f"{statistics.mean(xs):{fmt}} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:{fmt}}"
 
 
 def main() -> None:

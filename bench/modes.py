@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, mean_sd
 
 from gancore.config import merge, parse_sets
 from gancore.evaluate import evaluate
@@ -28,10 +28,6 @@ PUBLISHED = {  # modes captured, % high quality (Lin et al. 2018, PacGAN, tables
     "grid": [("PacGAN4", 24.8, 93.6), ("vanilla GAN", 17.3, 94.8)],
 }
 TARGET = {"ring": (8, 97.0), "grid": (25, 95.0)}
-
-
-def mean_sd(xs: list[float]) -> str:
-    return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.1f}"
 
 
 def main() -> None:
@@ -61,7 +57,7 @@ def main() -> None:
                       f"{secs[-1]:.0f} s", flush=True)
             want_modes, want_hq = TARGET[ds]
             every = all(m >= want_modes and h >= want_hq for m, h in zip(modes, hq, strict=True))
-            rows.append((ds, mean_sd(modes), mean_sd(hq), every, statistics.mean(secs)))
+            rows.append((ds, mean_sd(modes, ".1f"), mean_sd(hq, ".1f"), every, statistics.mean(secs)))
     print(f"\n{'data':<6}{'gancore modes':>16}{'high quality %':>17}{'target met, every seed':>25}{'s/seed':>8}")
     for ds, m, h, every, s in rows:
         want = TARGET[ds]

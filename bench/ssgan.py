@@ -13,7 +13,6 @@ Both are scored by test-set accuracy (10k images). Prints mean ± sd over the dr
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -23,10 +22,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, mean_sd
 
 from gancore.config import merge, parse_sets
 from gancore.loop import prepare, train
+from gancore.resolve import split_name
 from gancore.sampling import eval_mode
 from gancore.state import load_data, to_device
 from gancore_plugins.ssgan.metrics import predict
@@ -48,7 +48,7 @@ def supervised_only(state, x_test, y_test, seed: int) -> tuple[float, float]:
     cfg = state.config
     torch.manual_seed(seed)
     d = state.manager.registries.discriminators.build(
-        *_split(cfg["discriminator"]), where="discriminator", latent=state.latent_specs,
+        *split_name(cfg["discriminator"]), where="discriminator", latent=state.latent_specs,
         data=state.data_info).to(state.device)
     t = cfg["train"]
     opt = torch.optim.Adam(d.parameters(), lr=t["lr_d"], betas=(t["beta1"], t["beta2"]))
@@ -66,15 +66,6 @@ def supervised_only(state, x_test, y_test, seed: int) -> tuple[float, float]:
         if n % max(1, updates // 10) == 0 or n == updates:
             points.append(accuracy(d, x_test, y_test))
     return points[-1], max(points)
-
-
-def _split(params: dict) -> tuple[str, dict]:
-    p = dict(params)
-    return p.pop("name"), p
-
-
-def mean_sd(xs: list[float]) -> str:
-    return f"{statistics.mean(xs):5.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:4.1f}"
 
 
 def main() -> None:
@@ -117,8 +108,8 @@ def main() -> None:
     for per_class, r in rows.items():
         gains = [g - s for g, s in zip(r["gan"], r["sup"], strict=True)]
         over_best = [g - s for g, s in zip(r["gan"], r["best"], strict=True)]
-        print(f"{per_class:>12}{mean_sd(r['sup']):>24}{mean_sd(r['best']):>16}{mean_sd(r['gan']):>16}"
-              f"{mean_sd(gains):>14}{mean_sd(over_best):>16}")
+        sup, best, gan, gain, over = (mean_sd(x, "5.1f") for x in (r["sup"], r["best"], r["gan"], gains, over_best))
+        print(f"{per_class:>12}{sup:>24}{best:>16}{gan:>16}{gain:>14}{over:>16}")
     print(f"target: >= {TARGET:.0f} points above supervised only at 10 labels per class (gain columns: points, "
           f"mean ± sd over draws). For scale: {REFERENCE}.")
 
