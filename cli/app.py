@@ -148,7 +148,9 @@ def _torchrun(nproc: int) -> int:
 def sample(
     target: Annotated[Path, typer.Argument(help="A run folder, or an exported .onnx generator.")],
     n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
-    out: Annotated[Path, typer.Option("-o", "--out", help="PNG grid to write.")] = Path("grid.png"),
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="PNG grid to write (default grid.png); for a "
+                                                                 "text model, a file of samples (default: print)."
+                                              )] = None,
     seed: Annotated[int, typer.Option(help="Seed of the latent draw.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     checkpoint: Annotated[str | None, typer.Option(help="A run's checkpoint step (default: latest).")] = None,
@@ -162,7 +164,13 @@ def sample(
     if code and not traverse:
         fail("--code picks the continuous code a traversal sweeps; add --traverse")
     res = do_sample(target, n=n, out=out, seed=seed, device=device, checkpoint=checkpoint,
-                    traverse=code if traverse else None)
+                    traverse=code if traverse else None, default_out=Path("grid.png"))
+    if res.texts is not None:
+        if res.out is None:
+            typer.echo("\n".join(res.texts))
+        typer.echo(f"{len(res.texts)} samples{f' written to {res.out}' if res.out else ''} "
+                   f"({res.backend} on {res.device})", err=True)
+        return
     what = "traversal" if traverse else f"{n} samples"
     typer.echo(f"wrote {res.out} ({what}; {res.backend} on {res.device})")
 

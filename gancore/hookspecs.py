@@ -92,7 +92,8 @@ def gan_register_samplers(register: Register) -> None:
 
     :param register: ``register(name, builder, config=Cfg)``; ``builder(cfg)`` returns a
         :class:`gancore.components.Sampler`: named latent inputs with their shapes, dtypes and
-        distributions (these become the exported model's inputs).
+        distributions (these become the exported model's inputs). A builder with a ``data`` keyword gets the
+        dataset's description too, for inputs shaped by the data (Gumbel noise per token and vocabulary entry).
     """
 
 

@@ -14,13 +14,14 @@ def fmt_time(s: float) -> str:
 
 
 class Progress:
-    def __init__(self, start: int, total: int, enabled: bool) -> None:
-        self.total, self.enabled = total, enabled
+    def __init__(self, start: int, total: int, enabled: bool, label: str = "") -> None:
+        self.total, self.enabled, self.label = total, enabled, label
         self.bar: Any = None
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
+            self.bar = tqdm(total=total, initial=start, unit="step", desc=label or None, dynamic_ncols=True,
+                            file=sys.stderr)
 
     def update(self, step: int, line: dict[str, float], left_s: float) -> None:
         if not self.enabled:
@@ -32,7 +33,8 @@ class Progress:
                                   "img/s": f"{line['images_per_s']:.0f}"}, refresh=True)
         else:
             parts = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
-            print(f"step {step}/{self.total} | {parts} | {line['images_per_s']:.0f} img/s | "
+            head = f"{self.label} step" if self.label else "step"
+            print(f"{head} {step}/{self.total} | {parts} | {line['images_per_s']:.0f} img/s | "
                   f"{fmt_time(left_s)} left", file=sys.stderr, flush=True)
 
     def note(self, message: str) -> None:

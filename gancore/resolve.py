@@ -68,6 +68,8 @@ def validate(mgr: PluginManager, cfg: dict[str, Any]) -> dict[str, Any]:
     out["train"] = dataclasses.asdict(TrainConfig(**coerce_params(TrainConfig, cfg["train"], where="train")))
 
     data = dict(cfg["data"])
+    if isinstance(data.get("name"), str) and ":" in data["name"]:  # NAME:PATH, e.g. --dataset text:corpus.txt
+        data["name"], data["path"] = data["name"].split(":", 1)
     core_keys = {f.name for f in dataclasses.fields(DataConfig)}
     core = {k: v for k, v in data.items() if k in core_keys}
     own = {k: v for k, v in data.items() if k not in core_keys}

@@ -12,6 +12,7 @@ import numpy as np
 
 from gancore.deploy import class_limits, draw_input
 from gancore.errors import ExportError
+from gancore.fsutil import write_text_atomic
 from gancore.images import save_grid
 
 
@@ -53,6 +54,16 @@ def generate(state: Any, n: int, seed: int = 0, chunk: int = 1024) -> Any:
             latent = {s.name: draw(s, m, gen, state.device) for s in state.latent_specs}
             out.append(state.nets.generator(**latent).float())
     return torch.cat(out)
+
+
+def decode_tokens(ids: Any, vocab: list[str], level: str = "char", eos: int = 0) -> list[str]:
+    """Batch x T token ids -> strings, each cut at its first end token ``eos``; word tokens joined by spaces."""
+    sep = " " if level == "word" else ""
+    out = []
+    for row in np.asarray(ids).tolist():
+        end = row.index(eos) if eos in row else len(row)
+        out.append(sep.join(vocab[i] for i in row[:end]))
+    return out
 
 
 def traversal_latent(specs: list[dict[str, Any]], code: int = 0, cols: int = 10,
@@ -117,11 +128,16 @@ class SampleResult:
     backend: str  # "pytorch" or "onnxruntime"
     device: str  # torch device, or the onnxruntime execution provider really used
     out: Path | None
+    texts: list[str] | None = None  # decoded samples of a sequence model
 
 
 def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, seed: int = 0,
-           device: str = "auto", checkpoint: str | None = None, traverse: int | None = None) -> SampleResult:
+           device: str = "auto", checkpoint: str | None = None, traverse: int | None = None,
+           default_out: str | Path | None = None) -> SampleResult:
     """Sample ``n`` items from a run folder or a ``.onnx`` file; write a PNG grid to ``out`` if given.
+
+    A sequence model's samples are decoded to text (``texts``), and ``out`` gets them one per line.
+    ``default_out`` is the grid an image model writes when ``out`` is None.
 
     With ``traverse=i``, draw a traversal grid of continuous code ``i`` instead (see :func:`traversal_latent`).
     """
@@ -138,8 +154,10 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             x = model.run(feeds)[0]
         else:
             x = model.sample(n, seed)
-        value_range = tuple(model.meta.get("output", {}).get("value_range", (-1.0, 1.0)))
-        kind = "image" if model.meta.get("output", {}).get("layout") == "NCHW" else "other"
+        output = model.meta.get("output", {})
+        value_range = tuple(output.get("value_range", (-1.0, 1.0)))
+        kind = {"NCHW": "image", "tokens": "sequence"}.get(output.get("layout"), "other")
+        vocab, level = model.meta.get("vocab"), output.get("level", "char")
         res = SampleResult(x, "onnxruntime", model.provider, None)
     else:
         from gancore.runs import open_run
@@ -151,7 +169,21 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             x = generate(state, n, seed).cpu().numpy()
         value_range = tuple(state.data_info["value_range"])
         kind = state.data_info.get("kind", "image")
+        vocab, level = state.data_info.get("vocab"), state.data_info.get("level", "char")
         res = SampleResult(x, "pytorch", str(state.device), None)
+    if kind == "sequence" and vocab:
+        if traverse is not None:
+            raise ExportError("--traverse draws image grids; a sequence model's samples are text")
+        ids = res.samples.argmax(-1) if res.samples.dtype.kind == "f" else res.samples  # one-hots from a run
+        res.texts = decode_tokens(ids, vocab, level)
+        if out is not None:
+            try:
+                write_text_atomic(Path(out), "".join(t + "\n" for t in res.texts))
+            except OSError as e:
+                raise ExportError(f"could not write {str(out)!r}: {e.strerror or e}") from None
+            res.out = Path(out)
+        return res
+    out = out if out is not None else default_out
     if out is not None:
         if kind != "image" or res.samples.ndim != 4:
             raise ExportError("this model does not produce images; a PNG grid needs image output")

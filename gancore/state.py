@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,9 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
                               f"({len(data)} examples{', data.limit' if cfg['data']['limit'] else ''}); lower it")
     assert data_info is not None
 
-    sampler = regs.samplers.build(*split_name(cfg["sampler"]), where="sampler")
+    name, opts = split_name(cfg["sampler"])
+    wants_data = "data" in inspect.signature(regs.samplers.get(name).builder).parameters
+    sampler = regs.samplers.build(name, opts, where="sampler", **({"data": data_info} if wants_data else {}))
     latent = tuple(sampler.specs)
     ctx = {"latent": latent, "data": data_info}
     g = regs.generators.build(*split_name(cfg["generator"]), where="generator", **ctx)
