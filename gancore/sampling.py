@@ -176,6 +176,9 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             raise ExportError("--traverse draws image grids; a sequence model's samples are text")
         ids = res.samples.argmax(-1) if res.samples.dtype.kind == "f" else res.samples  # one-hots from a run
         res.texts = decode_tokens(ids, vocab, level)
+        if out is not None and Path(out).suffix.lower() in (".png", ".jpg", ".jpeg"):
+            raise ExportError(f"this model writes text, not pictures; give -o a text file (e.g. samples.txt), "
+                              f"not {str(out)!r}, or leave -o out to print the samples")
         if out is not None:
             try:
                 write_text_atomic(Path(out), "".join(t + "\n" for t in res.texts))

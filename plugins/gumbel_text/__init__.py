@@ -62,13 +62,13 @@ def gan_register_metrics(register: Register) -> None:
 
 def recipe() -> dict[str, Any]:
     """The arithmetic grammar; a 256-unit GRU, MLE pre-trained for 1000 steps, then 2000 adversarial steps against
-    a CNN (relativistic loss, straight-through Gumbel-softmax, temperature 1 -> 0.1, 0.3 x NLL kept in G's loss)."""
+    a CNN (relativistic loss, straight-through Gumbel-softmax, temperature 1 -> 0.1, the NLL kept in G's loss)."""
     return {
         "data": {"name": "cfg"},
         "sampler": {"name": "gumbel-text"},
         "generator": {"name": "gumbel-text", "straight_through": True},
         "discriminator": {"name": "gumbel-text"},
-        "loss": {"name": "gumbel-text", "pretrain_steps": 1000, "mle_weight": 0.3},
+        "loss": {"name": "gumbel-text", "pretrain_steps": 1000, "mle_weight": 1.0},
         "train": {"steps": 2000, "batch_size": 64, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5},
     }
 

@@ -303,3 +303,19 @@ def test_export_ids_match_pytorch_exactly_and_decode_from_metadata_alone(run, tm
     texts = ["".join(vocab[i] for i in row[: list(row).index(0) if 0 in row else len(row)]) for row in ids.tolist()]
     assert texts == decode_tokens(ids, vocab)
     assert OnnxModel(dest / "generator.onnx").meta["output"]["layout"] == "tokens"
+
+
+def test_deploy_example_decodes_with_onnxruntime_alone(run, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dest = export_run(run.run_dir, ["onnx"], out=tmp_path / "exp")
+    script = Path(__file__).resolve().parents[2] / "examples" / "deploy_text_onnx.py"
+    out = subprocess.run([sys.executable, str(script), str(dest / "generator.onnx"), "6"], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    model = OnnxModel(dest / "generator.onnx")
+    rng = np.random.default_rng(0)
+    ids = model.run({"noise": rng.standard_normal((6, 8), dtype=np.float32),
+                     "gumbel": rng.random((6, 8, 9), dtype=np.float32)})[0]
+    assert out == decode_tokens(ids, model.meta["vocab"])
