@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gancore.builtin.samplers import NoiseConfig
 from gancore.components import DOut, LatentSpec, Sampler
 from gancore.layers import MinibatchDiscrimination
 
@@ -89,12 +90,8 @@ def temperature_at(cfg: GeneratorConfig, step: int, total_steps: int) -> float:
 
 
 @dataclass(kw_only=True)
-class SamplerConfig:
-    dim: int = 64
-
-    def __post_init__(self) -> None:
-        if self.dim < 1:
-            raise ValueError(f"dim must be >= 1, got {self.dim}")
+class SamplerConfig(NoiseConfig):
+    dim: int = 64  # the core noise options (and their check), with a smaller default for a GRU's z
 
 
 class TextSampler(Sampler):
