@@ -42,6 +42,10 @@ class TrainConfig:
     lr_d: float = 2e-4
     beta1: float = 0.5  # Radford et al. 2015: 0.9 oscillates, 0.5 stabilises
     beta2: float = 0.999
+    # Anneal both learning rates to 0 by the last step, after holding them for the first lr_decay_start of
+    # the steps (pix2pix / CycleGAN hold half, then decay linearly): late steps stop jittering G's samples.
+    lr_decay: Literal["none", "linear", "cosine"] = "none"
+    lr_decay_start: float = 0.0
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -65,6 +69,9 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be in (0, 1), got {getattr(self, name)}")
         if not 0 < self.rollback_lr_factor < 1:
             raise ValueError(f"train.rollback_lr_factor must be in (0, 1), got {self.rollback_lr_factor}")
+        if not 0 <= self.lr_decay_start < 1:
+            raise ValueError(f"train.lr_decay_start must be in [0, 1) (a fraction of train.steps), "
+                             f"got {self.lr_decay_start}")
         if self.eval_every < 0:
             raise ValueError(f"train.eval_every must be >= 0, got {self.eval_every}")
         if self.max_rollbacks < 0:

@@ -8,6 +8,7 @@ synchronised with the host except when a line is logged.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -165,6 +166,8 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         step = state.step
         for c in schedulable:  # e.g. an annealed Gumbel-softmax temperature
             c.schedule(step, total_steps)
+        if cfg["lr_decay"] != "none":
+            set_learning_rates(state, lr_factor(step, total_steps, cfg["lr_decay"], cfg["lr_decay_start"]))
 
         # ------------------------------------------------------------ D step(s)
         for _ in range(k):
@@ -250,6 +253,31 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     return state
 
 
+def lr_factor(step: int, total: int, kind: str, start: float = 0.0) -> float:
+    """The learning-rate multiplier at ``step`` of ``total``: 1 until ``start * total``, then down to 0 at
+    ``total`` along a line (``linear``) or a half cosine (``cosine``); always 1 for ``none``."""
+    if kind == "none":
+        return 1.0
+    begin = start * total
+    if step <= begin:
+        return 1.0
+    frac = min(1.0, (step - begin) / max(total - begin, 1e-9))
+    if kind == "linear":
+        return 1.0 - frac
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+    raise ValueError(f"unknown lr_decay {kind!r}; use none, linear or cosine")
+
+
+def set_learning_rates(state: TrainState, scale: float) -> None:
+    """Both optimizers at the configured rates times ``scale`` and the rollback factor, whatever they held."""
+    cfg = state.config["train"]
+    scale *= cfg["rollback_lr_factor"] ** state.rollbacks
+    for opt, lr in ((state.opt_g, cfg["lr_g"]), (state.opt_d, cfg["lr_d"])):
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
+
+
 def _unsynced(nets: Any, opt: torch.optim.Optimizer, phase: str) -> list[torch.nn.Parameter]:
     covered = {id(p) for role, m in nets.parallel.items() if nets.group_of(role) == phase for p in m.parameters()}
     return [p for g in opt.param_groups for p in g["params"] if id(p) not in covered]
@@ -272,10 +300,8 @@ def _diverged(state: TrainState, problem: Problem, bar: Progress) -> None:
         raise DivergenceError(f"{msg}; {why}, stopping")
     load_checkpoint(state, last_good)
     state.rollbacks = rollbacks  # the checkpoint predates this rollback
-    factor = cfg["rollback_lr_factor"] ** rollbacks  # from the configured rates, whatever the checkpoint held
-    for opt, lr in ((state.opt_g, cfg["lr_g"]), (state.opt_d, cfg["lr_d"])):
-        for group in opt.param_groups:
-            group["lr"] = lr * factor
+    factor = cfg["rollback_lr_factor"] ** rollbacks
+    set_learning_rates(state, lr_factor(state.step, cfg["steps"], cfg["lr_decay"], cfg["lr_decay_start"]))
     event = {"step": state.step, "event": "rollback", "nonfinite": problem.what, "at_step": problem.step,
              "lr_g": state.opt_g.param_groups[0]["lr"], "lr_d": state.opt_d.param_groups[0]["lr"]}
     if state.world.main:

@@ -60,6 +60,8 @@ def test_switching_a_component_drops_the_old_options():
         ({"generator": {"width": "x"}}, r"width expects an integer"),
         ({"train": {"steps": 0}}, r"train.steps must be >= 1"),
         ({"train": {"lr_g": 5.0}}, r"lr_g must be in \(0, 1\)"),
+        ({"train": {"lr_decay": "step"}}, r"lr_decay.*'none', 'linear', 'cosine'"),
+        ({"train": {"lr_decay_start": 1.0}}, r"lr_decay_start must be in \[0, 1\)"),
         ({"seed": "abc"}, r"seed expects an integer"),
         ({"data": {"colour": 1}}, r"unknown key 'colour'.*core data keys"),
         ({"loss": {"real_label": 0.2}}, r"real_label must be in \(0.5, 1\]"),

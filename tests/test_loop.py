@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gancore.checkpoint import list_checkpoints
-from gancore.loop import prepare, prepare_resume, train
+from gancore.loop import lr_factor, prepare, prepare_resume, train
 from tests.conftest import tiny
 
 
@@ -150,3 +150,29 @@ def test_a_compiled_run_checkpoints_plain_weights_and_resumes_eagerly():
     resumed = prepare_resume(state.run_dir, steps=5)
     assert resumed.step == 3
     train(resumed, progress=False)
+
+
+@pytest.mark.parametrize(("kind", "start", "want"), [
+    ("none", 0.0, [1, 1, 1, 1, 1]),
+    ("linear", 0.0, [1, 0.75, 0.5, 0.25, 0]),
+    ("linear", 0.5, [1, 1, 1, 0.5, 0]),
+    ("cosine", 0.0, [1, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2, 0]),
+])
+def test_lr_factor_holds_then_decays_to_zero_at_the_last_step(kind, start, want):
+    assert [lr_factor(s, 8, kind, start) for s in (0, 2, 4, 6, 8)] == pytest.approx(want)
+
+
+def test_lr_decay_sets_both_rates_each_step_and_resume_continues_the_schedule():
+    seen = []
+    state = prepare("dcgan", tiny(train={"lr_decay": "linear", "lr_decay_start": 0.5, "lr_d": 1e-4}), out="runs/lr")
+    g_step = state.opt_g.step
+    state.opt_g.step = lambda *a, **kw: (seen.append((state.opt_g.param_groups[0]["lr"],
+                                                       state.opt_d.param_groups[0]["lr"])), g_step(*a, **kw))[1]
+    train(state, progress=False)
+    # 6 steps, held for 3, then 1 - (step - 3) / 3 of 2e-4 (G) and 1e-4 (D)
+    want = [1, 1, 1, 1, 2 / 3, 1 / 3]
+    assert [g for g, _ in seen] == pytest.approx([2e-4 * f for f in want])
+    assert [d for _, d in seen] == pytest.approx([1e-4 * f for f in want])
+    resumed = prepare_resume(state.run_dir, steps=9, checkpoint="step-0000003")
+    train(resumed, progress=False)
+    assert resumed.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * (1 - (8 - 4.5) / 4.5))
