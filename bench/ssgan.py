@@ -3,8 +3,8 @@
 For each labels-per-class count and each label draw (the run's seed picks the balanced labelled subset),
 trains in this one process, side by side:
 - ssgan: the recipe (n+1-class D on labelled + unlabelled + generated images, G by feature matching);
-- supervised only: the identical D architecture (same noise layers, weight norm, optimizer, learning rate,
-  batch and step count) trained with cross-entropy on the same labelled images and nothing else.
+- supervised only: the identical D architecture (same noise layers, weight norm, optimizer, learning rate
+  and its schedule, batch and step count) trained with cross-entropy on the same labelled images and nothing else.
 Both are scored by test-set accuracy (10k images). Prints mean ± sd over the draws.
 
     python bench/ssgan.py [--labels 10 50 100] [--draws 3] [--steps N] [--device cpu] [--set key=value ...]
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, mean_sd
 
 from gancore.config import merge, parse_sets
-from gancore.loop import prepare, train
+from gancore.loop import lr_factor, prepare, train
 from gancore.resolve import split_name
 from gancore.sampling import eval_mode
 from gancore.state import load_data, to_device
@@ -58,6 +58,8 @@ def supervised_only(state, x_test, y_test, seed: int) -> tuple[float, float]:
     updates = t["steps"] * t["d_steps"]  # as many D updates as the GAN's, on batches of the same size
     points = []
     for n in range(1, updates + 1):
+        for group in opt.param_groups:  # the run's learning-rate schedule too, if it has one
+            group["lr"] = t["lr_d"] * lr_factor((n - 1) // t["d_steps"], t["steps"], t["lr_decay"], t["lr_decay_start"])
         i = torch.randint(0, len(lx), (t["batch_size"],), generator=gen, device=state.device)
         loss = F.cross_entropy(d(lx[i]).logits, ly[i])
         opt.zero_grad(set_to_none=True)
