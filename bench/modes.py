@@ -4,7 +4,7 @@ Protocol (PacGAN, VEEGAN): ring = 8 Gaussians at radius 1, sigma 0.01; grid = 25
 {-4,-2,0,2,4}^2, sigma 0.05; 100k training points; 2500 samples evaluated; a sample is high quality
 within 3 sigma of its nearest mode; a mode is captured when a high-quality sample is nearest to it.
 
-    python bench/modes.py [--seeds 5] [--datasets ring grid] [--set generator.hidden=256 ...]
+    python bench/modes.py [--seeds 5] [--first-seed 0] [--datasets ring grid] [--set generator.hidden=256 ...]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ TARGET = {"ring": (8, 97.0), "grid": (25, 95.0)}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (to repeat one seed)")
     ap.add_argument("--datasets", nargs="+", default=["ring", "grid"])
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
     args = ap.parse_args()
@@ -42,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for ds in args.datasets:
             modes, hq, secs = [], [], []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 t = time.perf_counter()
                 cfg = merge({"device": "cpu", "seed": seed, "data": {"name": ds},
                              "train": {"eval_every": 0, "sample_every": 10**9, "checkpoint_every": 10**9}}, over)

@@ -63,8 +63,9 @@ def recipe() -> dict[str, Any]:
         "discriminator": {"name": "mlp2d", "hidden": 256, "layers": 3},
         "sampler": {"name": "normal", "dim": 2},
         "loss": {"name": "nonsaturating"},
-        # A fast rate finds every mode; holding it for half the steps, then annealing it to 0, stops the
-        # samples jittering around the modes (grid: 84% high quality at a constant 1e-3, 97% annealed).
+        # A fast rate finds the modes; holding it for half the steps, then annealing it to 0, stops the
+        # samples jittering around them (bench/modes.py: grid 96.9% high quality, against 84% on seed 0 at a
+        # constant 1e-3 over 5000 steps of 256).
         "train": {"steps": 10000, "batch_size": 512, "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.5,
                   "lr_decay": "linear", "lr_decay_start": 0.5,
                   "log_every": 250, "sample_every": 1000, "checkpoint_every": 1000, "sample_count": 2500,
