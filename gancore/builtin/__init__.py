@@ -24,6 +24,10 @@ def gan_register_losses(register: Register) -> None:
 def gan_register_regularizers(register: Register) -> None:
     register("historical-averaging", regularizers.HistoricalAveraging, config=regularizers.HistoricalAveragingConfig,
              description="weight * ||theta - mean of past theta||^2 (Salimans et al. 2016)")
+    register("r1", regularizers.R1, config=regularizers.GradientPenaltyConfig,
+             description="gamma/2 * E||grad D(x)||^2 on real data (Mescheder et al. 2018)")
+    register("r2", regularizers.R2, config=regularizers.GradientPenaltyConfig,
+             description="gamma/2 * E||grad D(x)||^2 on generated data (Mescheder et al. 2018)")
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gancore.components import Losses, Regularizer, Step
+from gancore.components import DOut, Losses, Regularizer, Step
 
 
 @dataclass(kw_only=True)
@@ -59,3 +59,52 @@ class HistoricalAveraging(Regularizer):
                 self.count[phase] = int(tensors[f"{phase}.count"])
                 n = sum(1 for k in tensors if k.startswith(f"{phase}.") and k != f"{phase}.count")
                 self.average[phase] = [tensors[f"{phase}.{i}"].to(device) for i in range(n)]
+
+
+@dataclass(kw_only=True)
+class GradientPenaltyConfig:
+    gamma: float = 10.0
+    every: int = 1  # lazy regularisation (Karras et al. 2020): apply on every Nth step, scaled by N
+
+    def __post_init__(self) -> None:
+        if self.gamma < 0:
+            raise ValueError(f"gamma must be >= 0, got {self.gamma}")
+        if self.every < 1:
+            raise ValueError(f"every must be >= 1, got {self.every}")
+
+
+def realness(out: DOut) -> Tensor:
+    """D's real/fake logit: the (B,) logits, or log Z = logsumexp of a K-class D's logits (its fake logit
+    fixed at 0, Salimans et al. 2016)."""
+    return out.logits if out.logits.dim() == 1 else out.logits.float().logsumexp(1)
+
+
+def gradient_penalty(step: Step, x: Tensor) -> Tensor:
+    """The batch mean of ||grad_x D(x)||^2, differentiable in D's weights."""
+    x = x.detach().requires_grad_(True)
+    logits = realness(step.run("discriminator", x))
+    (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+class R1(Regularizer):
+    """Zero-centred gradient penalty on real data (Mescheder et al. 2018): ``gamma/2 * E||grad D(x)||^2``.
+    It keeps D flat on the data, so training converges instead of circling; the standard D regulariser of
+    StyleGAN. ``every`` > 1 applies it on every Nth training step at N times the weight."""
+
+    on = "real"
+
+    def __init__(self, cfg: GradientPenaltyConfig) -> None:
+        self.gamma, self.every = cfg.gamma, cfg.every
+
+    def __call__(self, step: Step) -> Losses:
+        if step.step % self.every:  # from the step, so a resumed run keeps the same rhythm
+            return {}
+        x = step.real if self.on == "real" else step.fake
+        return {f"d_{type(self).__name__.lower()}": 0.5 * self.gamma * self.every * gradient_penalty(step, x)}
+
+
+class R2(R1):
+    """The same penalty on generated samples (Mescheder et al. 2018)."""
+
+    on = "fake"

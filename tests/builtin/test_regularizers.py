@@ -1,11 +1,11 @@
-"""Historical averaging on known parameter paths, and its state in checkpoints."""
+"""Historical averaging on known parameter paths, and its state in checkpoints; R1/R2 on known discriminators."""
 
 import pytest
 import torch
 from torch import nn
 
-from gancore.builtin.regularizers import HistoricalAveraging, HistoricalAveragingConfig
-from gancore.components import Batch, Nets, Step
+from gancore.builtin.regularizers import R1, R2, GradientPenaltyConfig, HistoricalAveraging, HistoricalAveragingConfig
+from gancore.components import Batch, DOut, Nets, Step
 from gancore.loop import prepare, prepare_resume, train
 from tests.conftest import tiny
 
@@ -52,3 +52,77 @@ def test_the_averages_survive_a_resume(tmp_path):
             assert torch.equal(a, b)
     train(resumed, progress=False)
     assert back.count["discriminator"] == 8
+
+
+class _LinearD(nn.Module):
+    """D(x) = x @ W^T: (B,) logits with one output row, (B, K) class logits with K rows."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(weight)
+
+    def forward(self, x: torch.Tensor) -> DOut:
+        logits = x.flatten(1) @ self.w.T
+        return DOut(logits=logits.squeeze(1) if len(self.w) == 1 else logits)
+
+
+def _gp_step(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, step: int = 0) -> Step:
+    nets = Nets(generator=lambda **_: fake, discriminator=d)  # type: ignore[arg-type]
+    return Step("discriminator", Batch(x=real), {}, nets, step, 10)
+
+
+def test_r1_of_a_linear_d_is_half_gamma_times_its_squared_weight_norm():
+    d = _LinearD(torch.tensor([[3.0, 4.0]]))  # grad_x D = w everywhere, ||w||^2 = 25
+    real = torch.randn(6, 2)
+    term = R1(GradientPenaltyConfig(gamma=2.0))(_gp_step(d, real, real))["d_r1"]
+    assert term.item() == pytest.approx(0.5 * 2.0 * 25)
+    term.backward()  # d/dw of gamma/2 ||w||^2 = gamma * w: the penalty shrinks D's slope
+    assert torch.allclose(d.w.grad, 2.0 * d.w.detach())
+
+
+def test_r1_penalises_the_slope_of_a_quadratic_d_where_the_real_data_is():
+    class Quadratic(nn.Module):  # D(x) = a * ||x||^2, grad = 2 a x
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Parameter(torch.tensor(1.5))
+
+        def forward(self, x: torch.Tensor) -> DOut:
+            return DOut(logits=self.a * x.pow(2).sum(1))
+
+    real, fake = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[3.0, 0.0], [0.0, 0.0]])
+    # E||2 a x||^2 = 4 a^2 * mean(1, 4) = 4 * 2.25 * 2.5 on real; 4 * 2.25 * 4.5 on fake
+    r1 = R1(GradientPenaltyConfig(gamma=1.0))(_gp_step(Quadratic(), real, fake))["d_r1"]
+    r2 = R2(GradientPenaltyConfig(gamma=1.0))(_gp_step(Quadratic(), real, fake))["d_r2"]
+    assert r1.item() == pytest.approx(0.5 * 4 * 2.25 * 2.5)
+    assert r2.item() == pytest.approx(0.5 * 4 * 2.25 * 4.5)
+
+
+def test_r1_on_a_k_class_d_uses_log_z():
+    # Identical class rows: log Z = x.w + log K, so its gradient is w again.
+    d = _LinearD(torch.tensor([[1.0, 2.0]] * 3))
+    term = R1(GradientPenaltyConfig(gamma=1.0))(_gp_step(d, torch.randn(4, 2), torch.randn(4, 2)))["d_r1"]
+    assert term.item() == pytest.approx(0.5 * 5)
+
+
+def test_lazy_r1_runs_every_nth_step_at_n_times_the_weight():
+    d = _LinearD(torch.tensor([[3.0, 4.0]]))
+    reg = R1(GradientPenaltyConfig(gamma=1.0, every=4))
+    real = torch.randn(2, 2)
+    got = [reg(_gp_step(d, real, real, step)) for step in range(5)]
+    assert [bool(t) for t in got] == [True, False, False, False, True]
+    assert got[0]["d_r1"].item() == pytest.approx(4 * 0.5 * 25)
+
+
+def test_bad_gradient_penalty_options():
+    with pytest.raises(ValueError, match="gamma must be >= 0"):
+        GradientPenaltyConfig(gamma=-1)
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        GradientPenaltyConfig(every=0)
+
+
+def test_r1_trains_a_dcgan_run():
+    state = train(prepare("dcgan", tiny(regularizers={"r1": {"gamma": 10.0, "every": 2}}), out="runs/r1"),
+                  progress=False)
+    assert state.step == 6
+    logged = (state.run_dir / "metrics.jsonl").read_text()
+    assert "d_r1" in logged
