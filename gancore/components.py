@@ -292,6 +292,10 @@ class Regularizer:
 
     phases: tuple[str, ...] = ("discriminator",)
 
+    def check(self, nets: Nets) -> str | None:
+        """Why this regularizer cannot work with these networks, or None; checked before a run starts."""
+        return None
+
     def __call__(self, step: Step) -> Losses:
         raise NotImplementedError
 

@@ -193,6 +193,9 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     loss = regs.losses.build(*split_name(cfg["loss"]), where="loss")
     regularizers = {name: regs.regularizers.build(*split_name(p), where=f"regularizers.{name}")
                     for name, p in cfg["regularizers"].items()}
+    for name, reg in regularizers.items():
+        if (why := reg.check(nets)) is not None:
+            raise ConfigError(f"regularizers.{name}: {why}")
 
     t = cfg["train"]
     # fused: one kernel for the whole update instead of several per tensor (CPU and CUDA alike).

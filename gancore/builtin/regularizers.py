@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gancore.components import DOut, Losses, Regularizer, Step
+from gancore.components import DOut, Losses, Nets, Regularizer, Step
 
 
 @dataclass(kw_only=True)
@@ -96,6 +96,12 @@ class R1(Regularizer):
 
     def __init__(self, cfg: GradientPenaltyConfig) -> None:
         self.gamma, self.every = cfg.gamma, cfg.every
+
+    def check(self, nets: Nets) -> str | None:
+        if getattr(nets.discriminator, "joint_latent", False):
+            return ("penalises the gradient of D(x) alone, and this discriminator judges (x, z) pairs (BiGAN); "
+                    "remove it from the config")
+        return None
 
     def __call__(self, step: Step) -> Losses:
         if step.step % self.every:  # from the step, so a resumed run keeps the same rhythm

@@ -126,3 +126,11 @@ def test_r1_trains_a_dcgan_run():
     assert state.step == 6
     logged = (state.run_dir / "metrics.jsonl").read_text()
     assert "d_r1" in logged
+
+
+def test_r1_refuses_a_pair_discriminator_before_the_run_starts(tmp_path):
+    from gancore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"regularizers.r1: .*judges \(x, z\) pairs"):
+        prepare("bigan", tiny(regularizers={"r1": {}}), out="runs/bad")
+    assert not (tmp_path / "runs" / "bad").exists()
