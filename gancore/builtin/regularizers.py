@@ -104,7 +104,9 @@ class R1(Regularizer):
         return None
 
     def __call__(self, step: Step) -> Losses:
-        if step.step % self.every:  # from the step, so a resumed run keeps the same rhythm
+        # gamma 0 switches it off (a recipe's penalty can be dropped with --set); the step, not a counter,
+        # picks the lazy steps, so a resumed run keeps the same rhythm
+        if not self.gamma or step.step % self.every:
             return {}
         x = step.real if self.on == "real" else step.fake
         return {f"d_{type(self).__name__.lower()}": 0.5 * self.gamma * self.every * gradient_penalty(step, x)}

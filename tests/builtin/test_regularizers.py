@@ -113,6 +113,11 @@ def test_lazy_r1_runs_every_nth_step_at_n_times_the_weight():
     assert got[0]["d_r1"].item() == pytest.approx(4 * 0.5 * 25)
 
 
+def test_gamma_zero_switches_the_penalty_off():
+    d = _LinearD(torch.tensor([[3.0, 4.0]]))
+    assert R1(GradientPenaltyConfig(gamma=0.0))(_gp_step(d, torch.randn(2, 2), torch.randn(2, 2))) == {}
+
+
 def test_bad_gradient_penalty_options():
     with pytest.raises(ValueError, match="gamma must be >= 0"):
         GradientPenaltyConfig(gamma=-1)

@@ -72,6 +72,7 @@ def test_a_short_run_logs_evaluations_draws_scatter_plots_and_evaluates(tmp_path
         "steps": 40, "log_every": 10, "eval_every": 20, "sample_every": 20, "checkpoint_every": 20}}, out="runs/r")
     train(state, progress=False)
     log = [json.loads(x) for x in (state.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all("d_r1" in x for x in log if "d_adv" in x)  # the recipe's lazy R1 penalty is on
     evals = [x for x in log if "eval" in x]
     assert [x["step"] for x in evals] == [20, 40]
     assert set(evals[0]["eval"]) == {"modes/modes", "modes/modes_total", "modes/high_quality_pct", "modes/reverse_kl"}
