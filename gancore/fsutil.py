@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 
+def tmp_beside(path: Path, suffix: str = "") -> Path:
+    """A hidden temporary name beside ``path``, unique to this process: two processes writing the same file
+    (two runs unpacking one shared data cache) each rename their own complete copy into place."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a hidden temporary file beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = tmp_beside(path)
     try:
         tmp.write_text(text)
         os.replace(tmp, path)

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gancore.fsutil import tmp_beside
+
 
 def grid_array(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0), nrow: int | None = None,
                pad: int = 2) -> np.ndarray:
@@ -35,7 +37,7 @@ def save_grid(images: np.ndarray, path: str | Path, value_range: tuple[float, fl
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = grid_array(images, value_range, nrow)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = tmp_beside(path)
     Image.fromarray(arr).save(tmp, format="PNG")
     os.replace(tmp, path)
     return path

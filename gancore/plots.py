@@ -9,13 +9,15 @@ from typing import Any
 
 import matplotlib
 
+from gancore.fsutil import tmp_beside
+
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    tmp = tmp_beside(path, ".png")  # matplotlib reads the format from the suffix
     fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
     os.replace(tmp, path)

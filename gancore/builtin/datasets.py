@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from gancore.components import TensorData
 from gancore.errors import DataError
+from gancore.fsutil import tmp_beside
 
 DEBIAN_DIRS = {"FashionMNIST": "/usr/share/datasets/fashion-mnist", "MNIST": "/usr/share/datasets/mnist"}
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -53,7 +54,7 @@ def _unpack_into(src: Path, raw: Path) -> None:
         dest = raw / f
         if dest.exists():
             continue
-        tmp = raw / f".{f}.tmp"
+        tmp = tmp_beside(dest)
         if (src / f).exists():
             shutil.copyfile(src / f, tmp)
         else:
