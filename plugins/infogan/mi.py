@@ -9,6 +9,11 @@ step it trains G and Q's own layers, so Q is updated with both networks.
 Option ``lambda_real`` (0 = the paper) adds, in D's step, a clustering term on the real batch
 (as in CatGAN and IMSAT): E_x H(Q(c|x)) - H(E_x Q(c|x)) for each categorical code. Q then reads real images
 with confident and balanced categories, the same categories it must read back from G's samples.
+
+Option ``lambda_aug`` (0 = off) adds, in D's step, IMSAT's self-augmented training (Hu et al. 2017): the
+categories Q reads from a real image should not change when the image is shifted by up to ``aug_shift``
+pixels, KL(Q(c|x) || Q(c|shift(x))) with Q(c|x) held fixed. It steers the categories towards the kind of
+item and away from where the item sits or how wide it is.
 """
 
 from __future__ import annotations
@@ -33,11 +38,15 @@ class MutualInfoConfig:
     lambda_cat: float = 1.0
     lambda_cont: float = 1.0
     lambda_real: float = 0.0
+    lambda_aug: float = 0.0
+    aug_shift: int = 2
 
     def __post_init__(self) -> None:
-        if min(self.lambda_cat, self.lambda_cont, self.lambda_real) < 0:
-            raise ValueError(f"lambda_cat, lambda_cont and lambda_real must be >= 0, got {self.lambda_cat}, "
-                             f"{self.lambda_cont}, {self.lambda_real}")
+        if min(self.lambda_cat, self.lambda_cont, self.lambda_real, self.lambda_aug) < 0:
+            raise ValueError(f"lambda_cat, lambda_cont, lambda_real and lambda_aug must be >= 0, got "
+                             f"{self.lambda_cat}, {self.lambda_cont}, {self.lambda_real}, {self.lambda_aug}")
+        if self.aug_shift < 1:
+            raise ValueError(f"aug_shift must be >= 1 pixel, got {self.aug_shift}")
 
 
 def categorical_nll(logits: Tensor, codes: Tensor) -> Tensor:
@@ -67,6 +76,23 @@ def clustering_entropy(logits: Tensor) -> Tensor:
     return (conditional - marginal).sum()
 
 
+def random_shift(x: Tensor, shift: int) -> Tensor:
+    """Each image moved by its own whole-pixel offset in [-shift, shift] on both axes; the edge pixels fill in."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
+    dy, dx = (torch.randint(0, 2 * shift + 1, (b, 1), device=x.device) for _ in range(2))
+    rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    return padded[batch, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+
+
+def consistency(logits: Tensor, moved_logits: Tensor) -> Tensor:
+    """KL(p || p_moved) summed over codes, mean over the batch, with p (the unmoved reading) held fixed."""
+    logp = F.log_softmax(logits.detach(), dim=2)
+    return (logp.exp() * (logp - F.log_softmax(moved_logits, dim=2))).sum((1, 2)).mean()
+
+
 class MutualInfo(Regularizer):
     """InfoGAN's L_I on the fake batch's codes, read back by the discriminator's Q head."""
 
@@ -94,4 +120,7 @@ class MutualInfo(Regularizer):
                 heads["q_cont_mean"], step.latent["continuous"], heads.get("q_cont_logstd"))
         if self.cfg.lambda_real and step.phase == "discriminator" and "q_cat" in heads:
             terms["d_cluster_real"] = self.cfg.lambda_real * clustering_entropy(step.d_real().heads["q_cat"])
+        if self.cfg.lambda_aug and step.phase == "discriminator" and "q_cat" in heads:
+            moved = step.run("discriminator", random_shift(step.real, self.cfg.aug_shift)).heads["q_cat"]
+            terms["d_aug_real"] = self.cfg.lambda_aug * consistency(step.d_real().heads["q_cat"], moved)
         return terms

@@ -116,6 +116,28 @@ def test_real_data_clustering_term_on_known_logits():
     assert mi.clustering_entropy(collapsed).item() == pytest.approx(0.0, abs=1e-5)  # sure, but one cluster
 
 
+def test_random_shift_moves_each_image_by_at_most_the_shift():
+    torch.manual_seed(0)
+    x = torch.full((64, 1, 9, 9), -1.0)
+    x[:, 0, 4, 4] = 1.0  # one bright pixel in the middle, background at the edges
+    moved = mi.random_shift(x, 2)
+    assert moved.shape == x.shape and (moved == 1.0).sum((1, 2, 3)).eq(1).all()
+    where = (moved[:, 0] == 1.0).nonzero()[:, 1:]
+    assert ((where - 4).abs() <= 2).all()
+    assert len({tuple(p.tolist()) for p in where}) > 10  # offsets differ from image to image
+
+
+def test_shift_consistency_on_known_logits():
+    logits = torch.tensor([[[0.0, math.log(3.0)]]])  # p = (1/4, 3/4)
+    assert mi.consistency(logits, logits).item() == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.zeros(1, 1, 2)
+    kl = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    assert mi.consistency(logits, uniform).item() == pytest.approx(kl, rel=1e-5)
+    moved = uniform.clone().requires_grad_()
+    mi.consistency(logits.requires_grad_(), moved).backward()
+    assert logits.grad is None and moved.grad is not None  # only the moved reading is pulled
+
+
 def _nets(**dcfg):
     specs = latent.latent_specs(latent.InfoLatentConfig(noise=4, categorical=[3, 2], continuous=2))
     g = nets.Generator(nets.GeneratorConfig(width=4, hidden=16), specs, (1, 28, 28))
@@ -148,8 +170,9 @@ def test_mi_term_reaches_the_right_networks(phase):
     specs, n = _nets()
     z = {s.name: draw(s, 6, torch.Generator().manual_seed(1), torch.device("cpu")) for s in specs}
     step = Step(phase, Batch(x=torch.randn(6, 1, 28, 28)), z, n, 0, 1)
-    terms = mi.MutualInfo(mi.MutualInfoConfig(lambda_cat=1.0, lambda_cont=0.5, lambda_real=0.5))(step)
-    real_term = {"d_cluster_real"} if phase == "discriminator" else set()  # the real batch is D's business
+    cfg = mi.MutualInfoConfig(lambda_cat=1.0, lambda_cont=0.5, lambda_real=0.5, lambda_aug=1.0)
+    terms = mi.MutualInfo(cfg)(step)
+    real_term = {"d_cluster_real", "d_aug_real"} if phase == "discriminator" else set()  # D's business
     assert set(terms) == {f"{phase[0]}_mi_cat", f"{phase[0]}_mi_cont"} | real_term
     sum(terms.values()).backward()
     g_grad = any(p.grad is not None for p in n.generator.parameters())
@@ -312,3 +335,10 @@ def test_the_deployment_example_feeds_the_code_inputs_without_torch(export, tmp_
                           str(export / "generator.onnx"), "3", str(tmp_path / "s.pgm")], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "3 samples from infogan" in res.stdout
+
+
+def test_bad_mutual_info_options():
+    with pytest.raises(ValueError, match="lambda_aug must be >= 0"):
+        mi.MutualInfoConfig(lambda_aug=-1)
+    with pytest.raises(ValueError, match="aug_shift must be >= 1"):
+        mi.MutualInfoConfig(aug_shift=0)
