@@ -28,6 +28,8 @@ def gan_register_regularizers(register: Register) -> None:
              description="gamma/2 * E||grad D(x)||^2 on real data (Mescheder et al. 2018)")
     register("r2", regularizers.R2, config=regularizers.GradientPenaltyConfig,
              description="gamma/2 * E||grad D(x)||^2 on generated data (Mescheder et al. 2018)")
+    register("consistency", regularizers.Consistency, config=regularizers.ConsistencyConfig,
+             description="D reads real images and copies shifted a few pixels alike (Pi-model, bCR)")
 
 
 @hookimpl

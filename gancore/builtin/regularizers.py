@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gancore.augment import class_consistency, random_shift
 from gancore.components import DOut, Losses, Nets, Regularizer, Step
+from gancore.errors import ConfigError
 
 
 @dataclass(kw_only=True)
@@ -73,6 +75,12 @@ class GradientPenaltyConfig:
             raise ValueError(f"every must be >= 1, got {self.every}")
 
 
+def _needs_d_of_x_alone(nets: Nets, what: str) -> str | None:
+    if getattr(nets.discriminator, "joint_latent", False):
+        return f"{what}, and this discriminator judges (x, z) pairs (BiGAN); remove it from the config"
+    return None
+
+
 def realness(out: DOut) -> Tensor:
     """D's real/fake logit: the (B,) logits, or log Z = logsumexp of a K-class D's logits (its fake logit
     fixed at 0, Salimans et al. 2016)."""
@@ -98,10 +106,7 @@ class R1(Regularizer):
         self.gamma, self.every = cfg.gamma, cfg.every
 
     def check(self, nets: Nets) -> str | None:
-        if getattr(nets.discriminator, "joint_latent", False):
-            return ("penalises the gradient of D(x) alone, and this discriminator judges (x, z) pairs (BiGAN); "
-                    "remove it from the config")
-        return None
+        return _needs_d_of_x_alone(nets, "penalises the gradient of D(x) alone")
 
     def __call__(self, step: Step) -> Losses:
         # gamma 0 switches it off (a recipe's penalty can be dropped with --set); the step, not a counter,
@@ -116,3 +121,38 @@ class R2(R1):
     """The same penalty on generated samples (Mescheder et al. 2018)."""
 
     on = "fake"
+
+
+@dataclass(kw_only=True)
+class ConsistencyConfig:
+    weight: float = 1.0
+    shift: int = 2  # pixels
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"weight must be >= 0, got {self.weight}")
+        if self.shift < 1:
+            raise ValueError(f"shift must be >= 1 pixel, got {self.shift}")
+
+
+class Consistency(Regularizer):
+    """D should read a real image and a copy moved by a few pixels alike. A K-class D (ssgan) is pulled by
+    ``weight * KL(p(y|x) || p(y|shift(x)))`` with the unmoved reading held fixed (the Pi-model and IMSAT's
+    self-augmented training: unlabelled images teach the classifier what does not change the class); a
+    real/fake D by ``weight * (D(x) - D(shift(x)))^2`` (bCR, Zhao et al. 2020)."""
+
+    def __init__(self, cfg: ConsistencyConfig) -> None:
+        self.weight, self.shift = cfg.weight, cfg.shift
+
+    def check(self, nets: Nets) -> str | None:
+        return _needs_d_of_x_alone(nets, "compares D(x) on moved copies of x")
+
+    def __call__(self, step: Step) -> Losses:
+        if step.real.dim() != 4:
+            raise ConfigError(f"regularizer consistency moves images (batch, channels, height, width); this "
+                              f"data's batches are {tuple(step.real.shape)}: remove it from the config")
+        logits = step.d_real().logits
+        moved = step.run("discriminator", random_shift(step.real, self.shift)).logits
+        if logits.dim() > 1:
+            return {"d_consistency": self.weight * class_consistency(logits, moved)}
+        return {"d_consistency": self.weight * (logits.float() - moved.float()).pow(2).mean()}

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gancore.augment import class_consistency, random_shift
 from gancore.components import Losses, Regularizer, Step
 from gancore.errors import ConfigError
 
@@ -76,23 +77,6 @@ def clustering_entropy(logits: Tensor) -> Tensor:
     return (conditional - marginal).sum()
 
 
-def random_shift(x: Tensor, shift: int) -> Tensor:
-    """Each image moved by its own whole-pixel offset in [-shift, shift] on both axes; the edge pixels fill in."""
-    b, c, h, w = x.shape
-    padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
-    dy, dx = (torch.randint(0, 2 * shift + 1, (b, 1), device=x.device) for _ in range(2))
-    rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(b, device=x.device)[:, None, None, None]
-    return padded[batch, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
-
-
-def consistency(logits: Tensor, moved_logits: Tensor) -> Tensor:
-    """KL(p || p_moved) summed over codes, mean over the batch, with p (the unmoved reading) held fixed."""
-    logp = F.log_softmax(logits.detach(), dim=2)
-    return (logp.exp() * (logp - F.log_softmax(moved_logits, dim=2))).sum((1, 2)).mean()
-
-
 class MutualInfo(Regularizer):
     """InfoGAN's L_I on the fake batch's codes, read back by the discriminator's Q head."""
 
@@ -122,5 +106,5 @@ class MutualInfo(Regularizer):
             terms["d_cluster_real"] = self.cfg.lambda_real * clustering_entropy(step.d_real().heads["q_cat"])
         if self.cfg.lambda_aug and step.phase == "discriminator" and "q_cat" in heads:
             moved = step.run("discriminator", random_shift(step.real, self.cfg.aug_shift)).heads["q_cat"]
-            terms["d_aug_real"] = self.cfg.lambda_aug * consistency(step.d_real().heads["q_cat"], moved)
+            terms["d_aug_real"] = self.cfg.lambda_aug * class_consistency(step.d_real().heads["q_cat"], moved)
         return terms

@@ -1,11 +1,22 @@
-"""Historical averaging on known parameter paths, and its state in checkpoints; R1/R2 on known discriminators."""
+"""Historical averaging on known parameter paths, and its state in checkpoints; R1/R2 and the shift consistency
+on known discriminators."""
 
 import pytest
 import torch
 from torch import nn
 
-from gancore.builtin.regularizers import R1, R2, GradientPenaltyConfig, HistoricalAveraging, HistoricalAveragingConfig
+from gancore.augment import class_consistency, random_shift
+from gancore.builtin.regularizers import (
+    R1,
+    R2,
+    Consistency,
+    ConsistencyConfig,
+    GradientPenaltyConfig,
+    HistoricalAveraging,
+    HistoricalAveragingConfig,
+)
 from gancore.components import Batch, DOut, Nets, Step
+from gancore.errors import ConfigError
 from gancore.loop import prepare, prepare_resume, train
 from tests.conftest import tiny
 
@@ -139,3 +150,47 @@ def test_r1_refuses_a_pair_discriminator_before_the_run_starts(tmp_path):
     with pytest.raises(ConfigError, match=r"regularizers.r1: .*judges \(x, z\) pairs"):
         prepare("bigan", tiny(regularizers={"r1": {}}), out="runs/bad")
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+class _CentreD(nn.Module):
+    """Reads only the centre pixel: real/fake logit ``a * x_centre``, or K = 2 class logits (x_centre, 0)."""
+
+    def __init__(self, classes: bool) -> None:
+        super().__init__()
+        self.classes = classes
+        self.a = nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, x: torch.Tensor) -> DOut:
+        c = self.a * x[:, 0, 4, 4]
+        return DOut(logits=torch.stack([c, torch.zeros_like(c)], 1) if self.classes else c)
+
+
+@pytest.mark.parametrize("classes", [False, True])
+def test_consistency_is_zero_where_a_shift_changes_nothing_and_matches_the_moved_reading(classes):
+    d = _CentreD(classes)
+    reg = Consistency(ConsistencyConfig(weight=3.0, shift=1))
+    flat = torch.zeros(5, 1, 9, 9)  # every shift of a flat image is the same image
+    assert reg(_gp_step(d, flat, flat))["d_consistency"].item() == pytest.approx(0.0, abs=1e-7)
+    dot = torch.full((64, 1, 9, 9), -1.0)
+    dot[:, 0, 4, 4] = 1.0
+    torch.manual_seed(0)
+    term = reg(_gp_step(d, dot, dot))["d_consistency"]
+    torch.manual_seed(0)
+    moved = random_shift(dot, 1)  # the same offsets
+    here, there = d(dot).logits.detach(), d(moved).logits.detach()
+    want = class_consistency(here, there) if classes else (here - there).pow(2).mean()
+    assert 0 < term.item() == pytest.approx(3.0 * want.item(), rel=1e-5)
+    term.backward()
+    assert d.a.grad is not None and d.a.grad.abs() > 0
+
+
+def test_consistency_refuses_flat_data_and_pair_discriminators(tmp_path):
+    reg = Consistency(ConsistencyConfig())
+    flat = torch.randn(4, 2)
+    with pytest.raises(ConfigError, match="moves images"):
+        reg(_gp_step(_LinearD(torch.tensor([[1.0, 2.0]])), flat, flat))
+    pair = nn.Module()
+    pair.joint_latent = True
+    assert "pairs" in reg.check(Nets(generator=None, discriminator=pair))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shift must be >= 1"):
+        ConsistencyConfig(shift=0)
