@@ -292,8 +292,9 @@ class Regularizer:
 
     phases: tuple[str, ...] = ("discriminator",)
 
-    def check(self, nets: Nets) -> str | None:
-        """Why this regularizer cannot work with these networks, or None; checked before a run starts."""
+    def check(self, nets: Nets, data: dict[str, Any]) -> str | None:
+        """Why this regularizer cannot work with these networks or this data (its description: ``shape`` of
+        one example, ``kind``, ...), or None; checked before a run starts."""
         return None
 
     def __call__(self, step: Step) -> Losses:

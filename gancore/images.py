@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from gancore.fsutil import tmp_beside
+from gancore.fsutil import replacing
 
 
 def grid_array(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0), nrow: int | None = None,
@@ -37,7 +36,6 @@ def save_grid(images: np.ndarray, path: str | Path, value_range: tuple[float, fl
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = grid_array(images, value_range, nrow)
-    tmp = tmp_beside(path)
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
     return path

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
-from gancore.fsutil import tmp_beside
+from gancore.fsutil import replacing
 
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
@@ -17,10 +16,11 @@ import matplotlib.pyplot as plt
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_beside(path, ".png")  # matplotlib reads the format from the suffix
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with replacing(path, ".png") as tmp:  # matplotlib reads the format from the suffix
+            fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

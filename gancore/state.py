@@ -194,7 +194,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     regularizers = {name: regs.regularizers.build(*split_name(p), where=f"regularizers.{name}")
                     for name, p in cfg["regularizers"].items()}
     for name, reg in regularizers.items():
-        if (why := reg.check(nets)) is not None:
+        if (why := reg.check(nets, data_info)) is not None:
             raise ConfigError(f"regularizers.{name}: {why}")
 
     t = cfg["train"]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from gancore.components import TensorData
 from gancore.errors import DataError
-from gancore.fsutil import tmp_beside
+from gancore.fsutil import replacing
 
 DEBIAN_DIRS = {"FashionMNIST": "/usr/share/datasets/fashion-mnist", "MNIST": "/usr/share/datasets/mnist"}
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -54,13 +54,12 @@ def _unpack_into(src: Path, raw: Path) -> None:
         dest = raw / f
         if dest.exists():
             continue
-        tmp = tmp_beside(dest)
-        if (src / f).exists():
-            shutil.copyfile(src / f, tmp)
-        else:
-            with gzip.open(src / f"{f}.gz", "rb") as fin, open(tmp, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-        os.replace(tmp, dest)  # atomic: a crash never leaves a half-written file under its real name
+        with replacing(dest) as tmp:  # a crash never leaves a half-written file under its real name
+            if (src / f).exists():
+                shutil.copyfile(src / f, tmp)
+            else:
+                with gzip.open(src / f"{f}.gz", "rb") as fin, open(tmp, "wb") as fout:
+                    shutil.copyfileobj(fin, fout)
 
 
 def find_root(folder_name: str, data_dir: str) -> Path:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from gancore.augment import class_consistency, random_shift
 from gancore.components import DOut, Losses, Nets, Regularizer, Step
-from gancore.errors import ConfigError
 
 
 @dataclass(kw_only=True)
@@ -81,6 +81,14 @@ def _needs_d_of_x_alone(nets: Nets, what: str) -> str | None:
     return None
 
 
+def not_images(data: dict[str, Any], what: str) -> str | None:
+    """Why data whose examples are not images (channels, height, width) cannot be used, or None."""
+    shape = data.get("shape", [])
+    if len(shape) != 3:
+        return f"{what} (channels, height, width), and this data's examples have shape {list(shape)}"
+    return None
+
+
 def realness(out: DOut) -> Tensor:
     """D's real/fake logit: the (B,) logits, or log Z = logsumexp of a K-class D's logits (its fake logit
     fixed at 0, Salimans et al. 2016)."""
@@ -105,7 +113,7 @@ class R1(Regularizer):
     def __init__(self, cfg: GradientPenaltyConfig) -> None:
         self.gamma, self.every = cfg.gamma, cfg.every
 
-    def check(self, nets: Nets) -> str | None:
+    def check(self, nets: Nets, data: dict[str, Any]) -> str | None:
         return _needs_d_of_x_alone(nets, "penalises the gradient of D(x) alone")
 
     def __call__(self, step: Step) -> Losses:
@@ -144,13 +152,10 @@ class Consistency(Regularizer):
     def __init__(self, cfg: ConsistencyConfig) -> None:
         self.weight, self.shift = cfg.weight, cfg.shift
 
-    def check(self, nets: Nets) -> str | None:
-        return _needs_d_of_x_alone(nets, "compares D(x) on moved copies of x")
+    def check(self, nets: Nets, data: dict[str, Any]) -> str | None:
+        return _needs_d_of_x_alone(nets, "compares D(x) on moved copies of x") or not_images(data, "it moves images")
 
     def __call__(self, step: Step) -> Losses:
-        if step.real.dim() != 4:
-            raise ConfigError(f"regularizer consistency moves images (batch, channels, height, width); this "
-                              f"data's batches are {tuple(step.real.shape)}: remove it from the config")
         logits = step.d_real().logits
         moved = step.run("discriminator", random_shift(step.real, self.shift)).logits
         if logits.dim() > 1:

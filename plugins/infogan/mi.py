@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from gancore.augment import class_consistency, random_shift
-from gancore.components import Losses, Regularizer, Step
+from gancore.builtin.regularizers import not_images
+from gancore.components import Losses, Nets, Regularizer, Step
 from gancore.errors import ConfigError
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -84,6 +86,12 @@ class MutualInfo(Regularizer):
 
     def __init__(self, cfg: MutualInfoConfig) -> None:
         self.cfg = cfg
+
+    def check(self, nets: Nets, data: dict[str, Any]) -> str | None:
+        if self.cfg.lambda_aug:
+            why = not_images(data, "lambda_aug shifts images")
+            return f"{why}; set regularizers.mutual-info.lambda_aug=0" if why else None
+        return None
 
     def __call__(self, step: Step) -> Losses:
         if "categorical" not in step.latent and "continuous" not in step.latent:

@@ -113,6 +113,13 @@ def test_r1_on_a_k_class_d_uses_log_z():
     d = _LinearD(torch.tensor([[1.0, 2.0]] * 3))
     term = R1(GradientPenaltyConfig(gamma=1.0))(_gp_step(d, torch.randn(4, 2), torch.randn(4, 2)))["d_r1"]
     assert term.item() == pytest.approx(0.5 * 5)
+    # Distinct rows: grad log Z = softmax(x W^T) W, which no single class logit, mean or max gives.
+    w = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 1.0]])
+    x = torch.tensor([[0.5, -0.2], [1.0, 1.0]])
+    p = torch.softmax(x @ w.T, 1)
+    want = 0.5 * (p @ w).pow(2).sum(1).mean()
+    term = R1(GradientPenaltyConfig(gamma=1.0))(_gp_step(_LinearD(w), x, x))["d_r1"]
+    assert term.item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_lazy_r1_runs_every_nth_step_at_n_times_the_weight():
@@ -184,13 +191,21 @@ def test_consistency_is_zero_where_a_shift_changes_nothing_and_matches_the_moved
     assert d.a.grad is not None and d.a.grad.abs() > 0
 
 
-def test_consistency_refuses_flat_data_and_pair_discriminators(tmp_path):
+def test_consistency_refuses_flat_data_and_pair_discriminators():
     reg = Consistency(ConsistencyConfig())
-    flat = torch.randn(4, 2)
-    with pytest.raises(ConfigError, match="moves images"):
-        reg(_gp_step(_LinearD(torch.tensor([[1.0, 2.0]])), flat, flat))
+    images, points = {"shape": [1, 28, 28]}, {"shape": [2]}
+    d = Nets(generator=None, discriminator=_LinearD(torch.ones(1, 2)))  # type: ignore[arg-type]
+    assert reg.check(d, images) is None
+    assert "moves images" in reg.check(d, points) and "[2]" in reg.check(d, points)
     pair = nn.Module()
     pair.joint_latent = True
-    assert "pairs" in reg.check(Nets(generator=None, discriminator=pair))  # type: ignore[arg-type]
+    assert "pairs" in reg.check(Nets(generator=None, discriminator=pair), images)  # type: ignore[arg-type]
+
+
+def test_consistency_on_2d_data_is_refused_before_the_run_starts(tmp_path):
+    with pytest.raises(ConfigError, match=r"regularizers\.consistency: it moves images"):
+        prepare("gan2d", {"device": "cpu", "data": {"points": 2000},
+                          "regularizers": {"consistency": {"weight": 1.0}}}, out=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="shift must be >= 1"):
         ConsistencyConfig(shift=0)

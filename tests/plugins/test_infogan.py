@@ -320,3 +320,10 @@ def test_bad_mutual_info_options():
         mi.MutualInfoConfig(lambda_aug=-1)
     with pytest.raises(ValueError, match="aug_shift must be >= 1"):
         mi.MutualInfoConfig(aug_shift=0)
+
+
+def test_lambda_aug_needs_images():
+    reg = mi.MutualInfo(mi.MutualInfoConfig(lambda_aug=1.0))
+    assert reg.check(None, {"shape": [1, 28, 28]}) is None  # type: ignore[arg-type]
+    assert "lambda_aug=0" in reg.check(None, {"shape": [2]})  # type: ignore[arg-type]
+    assert mi.MutualInfo(mi.MutualInfoConfig()).check(None, {"shape": [2]}) is None  # type: ignore[arg-type]
