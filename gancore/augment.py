@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def not_images(data: dict[str, Any], what: str) -> str | None:
+    """Why data whose examples are not images (channels, height, width) cannot be used, or None."""
+    shape = data.get("shape", [])
+    if len(shape) != 3:
+        return f"{what} (channels, height, width), and this data's examples have shape {list(shape)}"
+    return None
 
 
 def random_shift(x: Tensor, shift: int) -> Tensor:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gancore.augment import class_consistency, random_shift
+from gancore.augment import class_consistency, not_images, random_shift
 from gancore.components import DOut, Losses, Nets, Regularizer, Step
 
 
@@ -78,14 +78,6 @@ class GradientPenaltyConfig:
 def _needs_d_of_x_alone(nets: Nets, what: str) -> str | None:
     if getattr(nets.discriminator, "joint_latent", False):
         return f"{what}, and this discriminator judges (x, z) pairs (BiGAN); remove it from the config"
-    return None
-
-
-def not_images(data: dict[str, Any], what: str) -> str | None:
-    """Why data whose examples are not images (channels, height, width) cannot be used, or None."""
-    shape = data.get("shape", [])
-    if len(shape) != 3:
-        return f"{what} (channels, height, width), and this data's examples have shape {list(shape)}"
     return None
 
 

@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gancore.augment import class_consistency, random_shift
-from gancore.builtin.regularizers import not_images
+from gancore.augment import class_consistency, not_images, random_shift
 from gancore.components import Losses, Nets, Regularizer, Step
 from gancore.errors import ConfigError
 
