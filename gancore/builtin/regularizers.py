@@ -155,3 +155,51 @@ class Consistency(Regularizer):
         if logits.dim() > 1:
             return {"d_consistency": self.weight * class_consistency(logits, other)}
         return {"d_consistency": self.weight * (logits.float() - other.float()).pow(2).mean()}
+
+
+@dataclass(kw_only=True)
+class VirtualAdversarialConfig:
+    weight: float = 1.0
+    eps: float = 4.0  # L2 norm of each example's perturbation, in the data's units (pixels in [-1, 1])
+    xi: float = 1.0  # the probe's step for the power iteration
+    iterations: int = 1
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.eps <= 0 or self.xi <= 0 or self.iterations < 1:
+            raise ValueError(f"weight must be >= 0, eps and xi > 0, iterations >= 1; got weight {self.weight}, "
+                             f"eps {self.eps}, xi {self.xi}, iterations {self.iterations}")
+
+
+def as_classes(logits: Tensor) -> Tensor:
+    """A K-class D's logits as they are; a real/fake D's (B,) logits as two classes (logit, 0): a Bernoulli."""
+    return logits if logits.dim() > 1 else torch.stack([logits, torch.zeros_like(logits)], 1)
+
+
+def unit(d: Tensor) -> Tensor:
+    """Each example's perturbation scaled to L2 norm 1."""
+    return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (d.dim() - 1))
+
+
+class VirtualAdversarial(Regularizer):
+    """Virtual adversarial training (Miyato et al. 2018): D's reading of a real example should not change
+    under the perturbation of norm ``eps`` that changes it most, found by ``iterations`` steps of power
+    iteration from a random direction. ``weight * KL(p(y|x) || p(y|x + r_adv))`` with p(y|x) held fixed; a
+    real/fake D is read as a Bernoulli. Unlike ``consistency`` it needs no knowledge of what leaves a class
+    unchanged, so it suits any continuous data, and MLP discriminators in particular."""
+
+    def __init__(self, cfg: VirtualAdversarialConfig) -> None:
+        self.cfg = cfg
+
+    def check(self, nets: Nets, data: dict[str, Any]) -> str | None:
+        return _needs_d_of_x_alone(nets, "perturbs the input of D(x)")
+
+    def __call__(self, step: Step) -> Losses:
+        x = step.real.detach()
+        reading = as_classes(step.d_real().logits).detach()
+        d = torch.randn_like(x)
+        for _ in range(self.cfg.iterations):
+            d = (self.cfg.xi * unit(d)).requires_grad_(True)
+            kl = class_consistency(reading, as_classes(step.run("discriminator", x + d).logits))
+            (d,) = torch.autograd.grad(kl, d)
+        moved = as_classes(step.run("discriminator", x + self.cfg.eps * unit(d.detach())).logits)
+        return {"d_vat": self.cfg.weight * class_consistency(reading, moved)}
