@@ -30,8 +30,6 @@ def gan_register_regularizers(register: Register) -> None:
              description="gamma/2 * E||grad D(x)||^2 on generated data (Mescheder et al. 2018)")
     register("consistency", regularizers.Consistency, config=regularizers.ConsistencyConfig,
              description="D reads real images and copies shifted a few pixels alike (Pi-model, bCR)")
-    register("vat", regularizers.VirtualAdversarial, config=regularizers.VirtualAdversarialConfig,
-             description="D reads real data and its most sensitive small perturbation alike (Miyato et al. 2018)")
 
 
 @hookimpl

@@ -1,7 +1,5 @@
-"""Historical averaging on known parameter paths, and its state in checkpoints; R1/R2, the shift consistency and
-virtual adversarial training on known discriminators."""
-
-import math
+"""Historical averaging on known parameter paths, and its state in checkpoints; R1/R2 and the shift consistency
+on known discriminators."""
 
 import pytest
 import torch
@@ -16,8 +14,6 @@ from gancore.builtin.regularizers import (
     GradientPenaltyConfig,
     HistoricalAveraging,
     HistoricalAveragingConfig,
-    VirtualAdversarial,
-    VirtualAdversarialConfig,
 )
 from gancore.components import Batch, DOut, Nets, Step
 from gancore.errors import ConfigError
@@ -214,44 +210,3 @@ def test_consistency_on_2d_data_is_refused_before_the_run_starts(tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="shift must be >= 1"):
         ConsistencyConfig(shift=0)
-
-
-def _bernoulli_kl(p: float, q: float) -> float:
-    return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
-
-
-def test_vat_moves_a_linear_real_fake_d_along_its_weights():
-    d = _LinearD(torch.tensor([[3.0, 4.0]]))  # the logit changes fastest along w, |w| = 5
-    real = torch.zeros(6, 2)  # D(x) = 1/2 here: KL grows alike either way along w
-    torch.manual_seed(0)
-    term = VirtualAdversarial(VirtualAdversarialConfig(weight=2.0, eps=0.4, xi=1e-3))(_gp_step(d, real, real))["d_vat"]
-    # r_adv = +-0.4 w/|w| moves the logit by +-2
-    assert term.item() == pytest.approx(2.0 * _bernoulli_kl(0.5, 1 / (1 + math.exp(-2.0))), rel=1e-4)
-    term.backward()
-    assert d.w.grad is not None and d.w.grad.abs().sum() > 0
-
-
-def test_vat_power_iteration_finds_a_k_class_ds_most_sensitive_direction():
-    torch.manual_seed(0)
-    w = torch.randn(3, 5)
-    x = torch.zeros(1, 5)  # p(y|x) uniform over 3 classes
-    p = torch.full((3,), 1 / 3)
-    hessian = w.T @ (torch.diag(p) - torch.outer(p, p)) @ w  # of KL(p || p(y|x + r)) at r = 0, up to 1/2
-    top = torch.linalg.eigh(hessian).eigenvectors[:, -1]
-    eps = 0.05
-    want = [class_consistency(x @ w.T, (x + s * eps * top) @ w.T).item() for s in (1, -1)]
-    reg = VirtualAdversarial(VirtualAdversarialConfig(eps=eps, xi=1e-3, iterations=30))
-    got = reg(_gp_step(_LinearD(w.clone()), x, x))["d_vat"].item()
-    assert got == pytest.approx(want[0], rel=1e-3) or got == pytest.approx(want[1], rel=1e-3)
-    random_way = class_consistency(x @ w.T, (x + eps * torch.nn.functional.normalize(torch.randn(1, 5))) @ w.T)
-    assert got > random_way.item()
-
-
-def test_vat_refuses_pair_discriminators_and_bad_settings():
-    pair = nn.Module()
-    pair.joint_latent = True
-    reg = VirtualAdversarial(VirtualAdversarialConfig())
-    assert "pairs" in reg.check(Nets(generator=None, discriminator=pair), {"shape": [2]})  # type: ignore[arg-type]
-    assert reg.check(Nets(generator=None, discriminator=_LinearD(torch.ones(1, 2))), {"shape": [2]}) is None  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="eps and xi > 0"):
-        VirtualAdversarialConfig(eps=0)
