@@ -29,18 +29,6 @@ def random_shift(x: Tensor, shift: int) -> Tensor:
     return padded[batch, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
 
 
-def random_flip(x: Tensor) -> Tensor:
-    """Each image (B x C x H x W) mirrored left to right with probability 1/2, from torch's global generator."""
-    flip = torch.rand(x.shape[0], device=x.device) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
-
-
-def moved(x: Tensor, shift: int, flip: bool = False) -> Tensor:
-    """The consistency terms' copy of a batch: shifted by up to ``shift`` pixels, then mirrored if ``flip``."""
-    x = random_shift(x, shift)
-    return random_flip(x) if flip else x
-
-
 def class_consistency(logits: Tensor, moved_logits: Tensor) -> Tensor:
     """KL(p || p_moved) over the last axis, summed over any middle axes, mean over the batch, with p (the reading
     of the unmoved image) held fixed, so only the moved reading is pulled towards it."""

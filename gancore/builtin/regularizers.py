@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gancore.augment import class_consistency, moved, not_images
+from gancore.augment import class_consistency, not_images, random_shift
 from gancore.components import DOut, Losses, Nets, Regularizer, Step
 
 
@@ -127,8 +127,6 @@ class R2(R1):
 class ConsistencyConfig:
     weight: float = 1.0
     shift: int = 2  # pixels
-    # also mirror left to right at random: for data whose classes do not change in a mirror (clothes, not digits)
-    flip: bool = False
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -144,14 +142,14 @@ class Consistency(Regularizer):
     real/fake D by ``weight * (D(x) - D(shift(x)))^2`` (bCR, Zhao et al. 2020)."""
 
     def __init__(self, cfg: ConsistencyConfig) -> None:
-        self.weight, self.shift, self.flip = cfg.weight, cfg.shift, cfg.flip
+        self.weight, self.shift = cfg.weight, cfg.shift
 
     def check(self, nets: Nets, data: dict[str, Any]) -> str | None:
         return _needs_d_of_x_alone(nets, "compares D(x) on moved copies of x") or not_images(data, "it moves images")
 
     def __call__(self, step: Step) -> Losses:
         logits = step.d_real().logits
-        other = step.run("discriminator", moved(step.real, self.shift, self.flip)).logits
+        moved = step.run("discriminator", random_shift(step.real, self.shift)).logits
         if logits.dim() > 1:
-            return {"d_consistency": self.weight * class_consistency(logits, other)}
-        return {"d_consistency": self.weight * (logits.float() - other.float()).pow(2).mean()}
+            return {"d_consistency": self.weight * class_consistency(logits, moved)}
+        return {"d_consistency": self.weight * (logits.float() - moved.float()).pow(2).mean()}

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gancore.augment import class_consistency, moved, not_images
+from gancore.augment import class_consistency, not_images, random_shift
 from gancore.components import Losses, Nets, Regularizer, Step
 from gancore.errors import ConfigError
 
@@ -42,7 +42,6 @@ class MutualInfoConfig:
     lambda_real: float = 0.0
     lambda_aug: float = 0.0
     aug_shift: int = 2
-    aug_flip: bool = False  # the moved copy is also mirrored left to right at random (clothes, not digits)
 
     def __post_init__(self) -> None:
         if min(self.lambda_cat, self.lambda_cont, self.lambda_real, self.lambda_aug) < 0:
@@ -113,6 +112,6 @@ class MutualInfo(Regularizer):
         if self.cfg.lambda_real and step.phase == "discriminator" and "q_cat" in heads:
             terms["d_cluster_real"] = self.cfg.lambda_real * clustering_entropy(step.d_real().heads["q_cat"])
         if self.cfg.lambda_aug and step.phase == "discriminator" and "q_cat" in heads:
-            other = step.run("discriminator", moved(step.real, self.cfg.aug_shift, self.cfg.aug_flip)).heads["q_cat"]
-            terms["d_aug_real"] = self.cfg.lambda_aug * class_consistency(step.d_real().heads["q_cat"], other)
+            moved = step.run("discriminator", random_shift(step.real, self.cfg.aug_shift)).heads["q_cat"]
+            terms["d_aug_real"] = self.cfg.lambda_aug * class_consistency(step.d_real().heads["q_cat"], moved)
         return terms
