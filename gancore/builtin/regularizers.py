@@ -148,6 +148,8 @@ class Consistency(Regularizer):
         return _needs_d_of_x_alone(nets, "compares D(x) on moved copies of x") or not_images(data, "it moves images")
 
     def __call__(self, step: Step) -> Losses:
+        if not self.weight:  # weight 0 switches a recipe's term off, and saves D's pass on the moved copy
+            return {}
         logits = step.d_real().logits
         moved = step.run("discriminator", random_shift(step.real, self.shift)).logits
         if logits.dim() > 1:

@@ -191,6 +191,11 @@ def test_consistency_is_zero_where_a_shift_changes_nothing_and_matches_the_moved
     assert d.a.grad is not None and d.a.grad.abs() > 0
 
 
+def test_consistency_weight_zero_is_off():
+    dot = torch.zeros(4, 1, 9, 9)
+    assert Consistency(ConsistencyConfig(weight=0.0))(_gp_step(_CentreD(True), dot, dot)) == {}
+
+
 def test_consistency_refuses_flat_data_and_pair_discriminators():
     reg = Consistency(ConsistencyConfig())
     images, points = {"shape": [1, 28, 28]}, {"shape": [2]}
