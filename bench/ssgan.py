@@ -7,7 +7,8 @@ trains in this one process, side by side:
   and its schedule, batch and step count) trained with cross-entropy on the same labelled images and nothing else.
 Both are scored by test-set accuracy (10k images). Prints mean ± sd over the draws.
 
-    python bench/ssgan.py [--labels 10 50 100] [--draws 3] [--steps N] [--device cpu] [--set key=value ...]
+    python bench/ssgan.py [--labels 10 50 100] [--draws 3] [--first-draw 0] [--steps N] [--device cpu]
+                          [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100], help="labels per class")
     ap.add_argument("--draws", type=int, default=3, help="label draws (seeds) per count")
+    ap.add_argument("--first-draw", type=int, default=0, help="draws run from here (to repeat one draw)")
     ap.add_argument("--steps", type=int, default=None, help="steps (default: the recipe's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
@@ -83,7 +85,7 @@ def main() -> None:
     rows: dict[int, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for per_class in args.labels:
-            for seed in range(args.draws):
+            for seed in range(args.first_draw, args.first_draw + args.draws):
                 t0 = time.perf_counter()
                 cfg = merge({"device": args.device, "seed": seed, "data": {"labels_per_class": per_class},
                              "train": {"eval_every": 0, "sample_every": 10**9, "checkpoint_every": 10**9}}, over)
