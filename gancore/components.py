@@ -9,6 +9,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from gancore.augment import random_shift
+
 # ------------------------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------------------------
@@ -238,6 +240,11 @@ class Step:
 
     def d_fake(self) -> DOut:
         return self.cached("d_fake", lambda: self.run("discriminator", self.fake))
+
+    def d_shifted(self, shift: int) -> DOut:
+        """D on the real batch, each image moved by up to ``shift`` pixels; cached, so the consistency terms
+        (the ``consistency`` regularizer, infogan's ``lambda_aug``) share one pass."""
+        return self.cached(f"d_shifted_{shift}", lambda: self.run("discriminator", random_shift(self.real, shift)))
 
     def d_together(self, parts: dict[str, Tensor]) -> None:
         """Cache D's outputs on several batches (``{"d_real": x, ...}``) from one forward over them all.

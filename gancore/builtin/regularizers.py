@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gancore.augment import class_consistency, not_images, random_shift
+from gancore.augment import class_consistency, not_images
 from gancore.components import DOut, Losses, Nets, Regularizer, Step
 
 
@@ -151,7 +151,7 @@ class Consistency(Regularizer):
         if not self.weight:  # weight 0 switches a recipe's term off, and saves D's pass on the moved copy
             return {}
         logits = step.d_real().logits
-        moved = step.run("discriminator", random_shift(step.real, self.shift)).logits
+        moved = step.d_shifted(self.shift).logits
         if logits.dim() > 1:
             return {"d_consistency": self.weight * class_consistency(logits, moved)}
         return {"d_consistency": self.weight * (logits.float() - moved.float()).pow(2).mean()}

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gancore.augment import class_consistency, not_images, random_shift
+from gancore.augment import class_consistency, not_images
 from gancore.components import Losses, Nets, Regularizer, Step
 from gancore.errors import ConfigError
 
@@ -112,6 +112,6 @@ class MutualInfo(Regularizer):
         if self.cfg.lambda_real and step.phase == "discriminator" and "q_cat" in heads:
             terms["d_cluster_real"] = self.cfg.lambda_real * clustering_entropy(step.d_real().heads["q_cat"])
         if self.cfg.lambda_aug and step.phase == "discriminator" and "q_cat" in heads:
-            moved = step.run("discriminator", random_shift(step.real, self.cfg.aug_shift)).heads["q_cat"]
+            moved = step.d_shifted(self.cfg.aug_shift).heads["q_cat"]
             terms["d_aug_real"] = self.cfg.lambda_aug * class_consistency(step.d_real().heads["q_cat"], moved)
         return terms
