@@ -158,6 +158,12 @@ class DOut:
     heads: dict[str, Tensor] = field(default_factory=dict)
 
 
+def real_logit(logits: Tensor) -> Tensor:
+    """D's real/fake logit (B,): ``logits`` as they are, or for (B, K) class logits of a K-class D, whose fake
+    class has its logit fixed at 0 (Salimans et al. 2016), log Z = logsumexp of the K, so D(x) = Z / (Z + 1)."""
+    return logits if logits.dim() == 1 else logits.float().logsumexp(1)
+
+
 @dataclass
 class Nets:
     """The run's networks: G, D, and extra ones by role (e.g. ``encoder``)."""

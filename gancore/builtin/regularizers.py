@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from gancore.augment import class_consistency, not_images
-from gancore.components import DOut, Losses, Nets, Regularizer, Step
+from gancore.components import Losses, Nets, Regularizer, Step, real_logit
 
 
 @dataclass(kw_only=True)
@@ -81,16 +81,10 @@ def _needs_d_of_x_alone(nets: Nets, what: str) -> str | None:
     return None
 
 
-def realness(out: DOut) -> Tensor:
-    """D's real/fake logit: the (B,) logits, or log Z = logsumexp of a K-class D's logits (its fake logit
-    fixed at 0, Salimans et al. 2016)."""
-    return out.logits if out.logits.dim() == 1 else out.logits.float().logsumexp(1)
-
-
 def gradient_penalty(step: Step, x: Tensor) -> Tensor:
     """The batch mean of ||grad_x D(x)||^2, differentiable in D's weights."""
     x = x.detach().requires_grad_(True)
-    logits = realness(step.run("discriminator", x))
+    logits = real_logit(step.run("discriminator", x).logits)
     (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
     return grad.float().pow(2).flatten(1).sum(1).mean()
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gancore.builtin.losses import FeatureMatchingConfig, match_features, nonsaturating_d_loss
-from gancore.components import Loss, Losses, Step
+from gancore.components import Loss, Losses, Step, real_logit
 from gancore.errors import ConfigError
 
 
@@ -25,11 +25,6 @@ class SemiSupervisedConfig(FeatureMatchingConfig):  # real_label: one-sided smoo
             raise ValueError(f"generator must be feature-matching or nonsaturating, got {self.generator!r}")
         if self.unlabelled_weight < 0:
             raise ValueError("unlabelled_weight must be >= 0")
-
-
-def real_logit(logits: Tensor) -> Tensor:
-    """log Z(x): with the fake logit at 0, D(x) = Z / (Z + 1) = sigmoid(log Z)."""
-    return logits.logsumexp(1)
 
 
 def unsupervised_loss(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:

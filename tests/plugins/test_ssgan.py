@@ -38,6 +38,8 @@ def test_d_is_z_over_z_plus_one_from_the_k_logits():
     explicit = torch.cat([logits, torch.zeros(2, 1)], 1).softmax(1)  # the K+1 softmax, fake logit 0
     assert torch.allclose(torch.sigmoid(loss.real_logit(logits)), z / (z + 1))
     assert torch.allclose(1 - explicit[:, -1], z / (z + 1))
+    binary = torch.tensor([0.3, -1.0])  # a one-logit D's real/fake logits pass through unchanged
+    assert torch.equal(loss.real_logit(binary), binary)
 
 
 def test_unsupervised_loss_on_known_logits():
