@@ -100,6 +100,8 @@ class TrainState:
         base = self.config["seed"] + 1000 * self.step + 7919 * self.world.rank
         self.latent_gen.manual_seed(base + 1)
         self.data_gen.manual_seed(base + 2)
+        if self.world.active:  # the global stream (dropout, D's noise, random shifts): each process its own, not
+            torch.manual_seed(base + 3)  # the copy that drew the shared initial weights
 
 
 def load_data(mgr: PluginManager, cfg: dict[str, Any], *, train: bool = True) -> TensorData:

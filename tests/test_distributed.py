@@ -28,7 +28,8 @@ def test_two_processes_stay_in_sync_on_their_own_shards(tmp_path):
                          env=ENV, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(Path(f"{out}.report.json").read_text())
-    assert report == {"world": 2, "in_sync": True, "shards_differ": True, "examples": 64, "run_dir": str(out)}
+    assert report == {"world": 2, "in_sync": True, "shards_differ": True, "noise_differs": True, "examples": 64,
+                      "run_dir": str(out)}
     ckpts = list_checkpoints(out / "checkpoints")
     assert [c.name for c in ckpts] == ["step-0000003", "step-0000006"]  # written once, by rank 0
     assert json.loads((ckpts[-1] / "state.json").read_text())["world_size"] == 2
