@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from gancore.components import DOut, LatentSpec, draw
+from gancore.components import DOut, LatentSpec, draw, real_logit
 from gancore.layers import GaussianNoise, LatentInput, MinibatchDiscrimination, VirtualBatchNorm, reference_pass
 
 
@@ -126,7 +126,7 @@ class Classifier(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         logits = self.d(images).logits
-        return logits.softmax(1), torch.sigmoid(logits.logsumexp(1))
+        return logits.softmax(1), torch.sigmoid(real_logit(logits))
 
 
 def build_generator(cfg: GeneratorConfig, *, latent: Sequence[LatentSpec], data: dict[str, Any]) -> Generator:
