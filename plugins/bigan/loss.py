@@ -51,10 +51,16 @@ class BiGANLoss(Loss):
         fake = step.run("discriminator", step.fake, **step.latent)
         return real, fake
 
-    def discriminator_loss(self, step: Step) -> Losses:
+    def _terms(self, step: Step, side: int, prefix: str) -> Losses:
+        """The joint game, plus the same game on each unary score D returns (BigBiGAN: the terms are summed)."""
         real, fake = self._pairs(step)
-        return {"d_adv": pair_losses(real.logits, fake.logits, self.cfg.real_label)[0]}
+        out = {f"{prefix}_adv": pair_losses(real.logits, fake.logits, self.cfg.real_label)[side]}
+        for name in sorted(real.heads.keys() & {"unary_x", "unary_z"}):
+            out[f"{prefix}_{name}"] = pair_losses(real.heads[name], fake.heads[name], self.cfg.real_label)[side]
+        return out
+
+    def discriminator_loss(self, step: Step) -> Losses:
+        return self._terms(step, 0, "d")
 
     def generator_loss(self, step: Step) -> Losses:
-        real, fake = self._pairs(step)
-        return {"ge_adv": pair_losses(real.logits, fake.logits, self.cfg.real_label)[1]}
+        return self._terms(step, 1, "ge")

@@ -33,6 +33,9 @@ class DiscriminatorConfig:
     width: int = 32
     hidden: int = 512  # units of the z path and of the joint layer
     dropout: float = 0.2  # on the joint layer: the paper's MNIST D uses dropout against a too-strong D
+    # BigBiGAN's unary scores (Donahue & Simonyan 2019): D also judges x alone and z alone, from its x and z
+    # paths, so E(x) is pushed towards the prior and G(z) towards the data beside the joint game
+    unary: bool = False
 
     def __post_init__(self) -> None:
         if not 4 <= self.width <= 1024 or self.hidden < 1:
@@ -78,11 +81,15 @@ class Discriminator(nn.Module):
         self.joint = nn.Sequential(nn.Linear(x_dim + cfg.hidden, cfg.hidden), nn.LeakyReLU(0.2, inplace=True),
                                    nn.Dropout(cfg.dropout))
         self.head = nn.Linear(cfg.hidden, 1)
+        self.unary = nn.ModuleDict({"x": nn.Linear(x_dim, 1), "z": nn.Linear(cfg.hidden, 1)}) if cfg.unary else None
         dcgan_init(self)
 
     def forward(self, x: Tensor, **latent: Tensor) -> DOut:
-        h = self.joint(torch.cat([self.x_path(x), self.z_path(self.z_in(latent))], 1))
-        return DOut(logits=self.head(h).squeeze(1), features=h)
+        hx, hz = self.x_path(x), self.z_path(self.z_in(latent))
+        h = self.joint(torch.cat([hx, hz], 1))
+        heads = {} if self.unary is None else {"unary_x": self.unary["x"](hx).squeeze(1),
+                                               "unary_z": self.unary["z"](hz).squeeze(1)}
+        return DOut(logits=self.head(h).squeeze(1), features=h, heads=heads)
 
 
 def build_encoder(cfg: EncoderConfig, *, latent: Sequence[LatentSpec], data: dict[str, Any]) -> Encoder:

@@ -68,6 +68,42 @@ def test_d_step_trains_d_and_ge_step_reaches_g_and_e(run):
     assert e_params <= {id(p) for p in run.opt_g.param_groups[0]["params"]}
 
 
+@pytest.fixture(scope="module")
+def unary_run(tmp_path_factory):
+    cfg = {**TINY, "discriminator": {**TINY["discriminator"], "unary": True}}
+    state = prepare("bigan", cfg, out=str(tmp_path_factory.mktemp("runs") / "bigan-unary"))
+    train(state, progress=False)
+    return state
+
+
+def test_unary_scores_join_the_game_and_each_reaches_its_own_network(unary_run):
+    state = unary_run
+    batch = state.next_batch(8)
+    latent = state.sampler.sample(8, torch.Generator().manual_seed(0), state.device)
+    lossfn = loss.BiGANLoss(loss.BiGANLossConfig())
+    d_terms = lossfn.discriminator_loss(Step("discriminator", batch, latent, state.nets, 0, 1))
+    assert list(d_terms) == ["d_adv", "d_unary_x", "d_unary_z"]
+    d = state.nets.discriminator.eval()  # no dropout: the heads can be recomputed exactly
+    with torch.no_grad():
+        z_real = state.nets.extra["encoder"].eval()(batch.x)
+        real, fake = d(batch.x, noise=z_real), d(state.nets.generator.eval()(**latent), **latent)
+        step = Step("discriminator", batch, latent, state.nets, 0, 1)
+        for name in ("unary_x", "unary_z"):  # the same game, on each unary score
+            assert lossfn.discriminator_loss(step)[f"d_{name}"].item() == pytest.approx(
+                loss.pair_losses(real.heads[name], fake.heads[name])[0].item(), rel=1e-5)
+    # G's step: the score of x alone reaches G (through G(z)) and not E; the score of z alone reaches E only
+    step = Step("generator", batch, latent, state.nets, 0, 1)
+    for term, trained, untouched in (("ge_unary_x", "generator", "encoder"), ("ge_unary_z", "encoder", "generator")):
+        for m in state.nets.named().values():
+            m.zero_grad(set_to_none=True)
+        lossfn.generator_loss(step)[term].backward()
+        grads = lambda role: [p.grad for p in state.nets.named()[role].parameters() if p.grad is not None]  # noqa: E731
+        assert any(g.abs().sum() > 0 for g in grads(trained))
+        assert all(g.abs().sum() == 0 for g in grads(untouched))
+    for m in state.nets.named().values():
+        m.train()
+
+
 def test_without_an_encoder_the_loss_says_where_to_add_it(run):
     from gancore.components import Nets
 
