@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,11 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     if not any(p.requires_grad for p in module.parameters()):
         return module
     ids = [device.index] if device.type == "cuda" else None
+    if any(p.dim() == 4 and 1 in p.shape[1:] for p in module.parameters()):
+        # Such a weight (one input channel, or a 1x1 kernel) is the same memory in channels_last and contiguous
+        # order but not the same strides; R1's double backward returns its gradient with the contiguous ones and
+        # DDP warns that they differ from its bucket's, though the bytes are the same (a false alarm)
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters:
         return nn.parallel.DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)  # torch < 2.13
