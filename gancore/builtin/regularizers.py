@@ -82,11 +82,12 @@ def _needs_d_of_x_alone(nets: Nets, what: str) -> str | None:
 
 
 def gradient_penalty(step: Step, x: Tensor) -> Tensor:
-    """The batch mean of ||grad_x D(x)||^2, differentiable in D's weights."""
+    """The mean over D's verdicts of ||grad D||^2 with respect to that verdict's input, differentiable in D's
+    weights. A PacGAN D gives one verdict per pack of examples, so the norm is the pack's, not an example's."""
     x = x.detach().requires_grad_(True)
     logits = real_logit(step.run("discriminator", x).logits)
     (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
-    return grad.float().pow(2).flatten(1).sum(1).mean()
+    return grad.float().pow(2).sum() / len(logits)  # each example's input feeds one verdict
 
 
 class R1(Regularizer):

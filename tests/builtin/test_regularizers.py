@@ -108,6 +108,20 @@ def test_r1_penalises_the_slope_of_a_quadratic_d_where_the_real_data_is():
     assert r2.item() == pytest.approx(0.5 * 4 * 2.25 * 4.5)
 
 
+def test_r1_of_a_packed_d_takes_each_packs_gradient_norm():
+    class PackedLinear(nn.Module):  # PacGAN: one verdict w . [x_1, x_2] per pack of 2 examples
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([3.0, 4.0, 0.0, 12.0]))
+
+        def forward(self, x: torch.Tensor) -> DOut:
+            return DOut(logits=x.reshape(len(x) // 2, -1) @ self.w)
+
+    real = torch.randn(6, 2)  # ||grad of a verdict with respect to its pack|| ^2 = ||w||^2 = 169 for each pack
+    term = R1(GradientPenaltyConfig(gamma=2.0))(_gp_step(PackedLinear(), real, real))["d_r1"]
+    assert term.item() == pytest.approx(0.5 * 2.0 * 169)
+
+
 def test_r1_on_a_k_class_d_uses_log_z():
     # Identical class rows: log Z = x.w + log K, so its gradient is w again.
     d = _LinearD(torch.tensor([[1.0, 2.0]] * 3))
