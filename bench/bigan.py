@@ -7,7 +7,7 @@ E(x) (the trained encoder), raw pixels, and the same encoder architecture random
 - linear probe: multinomial logistic regression on standardised features (L-BFGS, L2 1e-4).
 Also the reconstruction error of G(E(x)) on test images. Prints mean ± sd over seeds.
 
-    python bench/bigan.py [--seeds 3] [--steps N] [--set key=value ...] [--pictures DIR]
+    python bench/bigan.py [--seeds 3] [--steps N] [--set key=value ...] [--pictures DIR] [--progress]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=None, help="steps (default: the recipe's)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--progress", action="store_true", help="training progress on stderr (losses, images/s, time left)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
     ap.add_argument("--pictures", type=Path, default=None, help="save each seed's reconstructions here")
     args = ap.parse_args()
@@ -52,7 +53,7 @@ def main() -> None:
             cfg = merge({"device": args.device, "seed": seed,
                          "train": {"eval_every": 0, "sample_every": 10**9, "checkpoint_every": 10**9}}, over)
             state = prepare("bigan", cfg, out=f"{tmp}/seed-{seed}")
-            train(state, progress=False)
+            train(state, progress=args.progress)
             train_s = time.perf_counter() - t0
             if args.pictures:
                 save_grid(reconstructions(state), args.pictures / f"bigan-reconstructions-seed{seed}.png",

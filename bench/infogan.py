@@ -8,7 +8,7 @@ Trains the infogan recipe (or --steps of it) for each seed on CPU, then measures
   grids of 4 noise draws.
 Published Fashion-MNIST clustering accuracies are printed beside the figures.
 
-    python bench/infogan.py [--seeds 3] [--first-seed 0] [--steps N] [--set key=value ...] [--pictures DIR]
+    python bench/infogan.py [--seeds 3] [--first-seed 0] [--steps N] [--set key=value ...] [--pictures DIR] [--progress]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (to repeat one seed)")
     ap.add_argument("--steps", type=int, default=None, help="generator steps (default: the recipe's)")
+    ap.add_argument("--progress", action="store_true", help="training progress on stderr (losses, images/s, time left)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
     ap.add_argument("--pictures", type=Path, default=None, help="save each seed's code-0 traversal grid here")
     args = ap.parse_args()
@@ -65,7 +66,7 @@ def main() -> None:
             cfg = merge({"device": "cpu", "seed": seed,
                          "train": {"eval_every": 0, "sample_every": 10**9, "checkpoint_every": 10**9}}, over)
             state = prepare("infogan", cfg, out=f"{tmp}/seed-{seed}")
-            train(state, progress=False)
+            train(state, progress=args.progress)
             train_s = time.perf_counter() - t
             if args.pictures:
                 traverse(state, args.pictures / f"infogan-traversal-seed{seed}.png", code=0)

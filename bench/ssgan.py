@@ -7,7 +7,7 @@ trains in this one process, side by side:
   and its schedule, batch and step count) trained with cross-entropy on the same labelled images and nothing else.
 Both are scored by test-set accuracy (10k images). Prints mean ± sd over the draws.
 
-    python bench/ssgan.py [--labels 10 50 100] [--draws 3] [--first-draw 0] [--steps N] [--device cpu]
+    python bench/ssgan.py [--labels 10 50 100] [--draws 3] [--first-draw 0] [--steps N] [--device cpu] [--progress]
                           [--set key=value ...]
 """
 
@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--first-draw", type=int, default=0, help="draws run from here (to repeat one draw)")
     ap.add_argument("--steps", type=int, default=None, help="steps (default: the recipe's)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--progress", action="store_true", help="training progress on stderr (losses, images/s, time left)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
     args = ap.parse_args()
     print(f"machine: {machine()}", flush=True)
@@ -90,7 +91,7 @@ def main() -> None:
                 cfg = merge({"device": args.device, "seed": seed, "data": {"labels_per_class": per_class},
                              "train": {"eval_every": 0, "sample_every": 10**9, "checkpoint_every": 10**9}}, over)
                 state = prepare("ssgan", cfg, out=f"{tmp}/l{per_class}-s{seed}")
-                train(state, progress=False)
+                train(state, progress=args.progress)
                 gan_s = time.perf_counter() - t0
                 test = load_data(state.manager, state.config, train=False)
                 x_test, y_test = to_device(test.x, state.device, state.config), test.y
