@@ -7,7 +7,7 @@ E(x) (the trained encoder), raw pixels, and the same encoder architecture random
 - linear probe: multinomial logistic regression on standardised features (L-BFGS, L2 1e-4).
 Also the reconstruction error of G(E(x)) on test images. Prints mean ± sd over seeds.
 
-    python bench/bigan.py [--seeds 3] [--steps N] [--set key=value ...] [--pictures DIR] [--progress]
+    python bench/bigan.py [--seeds 3] [--first-seed 0] [--steps N] [--set key=value ...] [--pictures DIR] [--progress]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ PUBLISHED = "BiGAN on MNIST (Donahue et al. 2016): 1-NN on E(x) 97.39%, about le
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (to repeat one seed)")
     ap.add_argument("--steps", type=int, default=None, help="steps (default: the recipe's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--progress", action="store_true", help="training progress on stderr (losses, images/s, time left)")
@@ -48,7 +49,7 @@ def main() -> None:
     over = merge({"train": {"steps": args.steps}} if args.steps else {}, parse_sets(args.sets))
     rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             t0 = time.perf_counter()
             cfg = merge({"device": args.device, "seed": seed,
                          "train": {"eval_every": 0, "sample_every": 10**9, "checkpoint_every": 10**9}}, over)
