@@ -92,12 +92,14 @@ def test_unary_scores_join_the_game_and_each_reaches_its_own_network(unary_run):
             assert lossfn.discriminator_loss(step)[f"d_{name}"].item() == pytest.approx(
                 loss.pair_losses(real.heads[name], fake.heads[name])[0].item(), rel=1e-5)
     # G's step: the score of x alone reaches G (through G(z)) and not E; the score of z alone reaches E only
+    def grads(role):
+        return [p.grad for p in state.nets.named()[role].parameters() if p.grad is not None]
+
     step = Step("generator", batch, latent, state.nets, 0, 1)
     for term, trained, untouched in (("ge_unary_x", "generator", "encoder"), ("ge_unary_z", "encoder", "generator")):
         for m in state.nets.named().values():
             m.zero_grad(set_to_none=True)
         lossfn.generator_loss(step)[term].backward()
-        grads = lambda role: [p.grad for p in state.nets.named()[role].parameters() if p.grad is not None]  # noqa: E731
         assert any(g.abs().sum() > 0 for g in grads(trained))
         assert all(g.abs().sum() == 0 for g in grads(untouched))
     for m in state.nets.named().values():
