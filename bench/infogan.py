@@ -5,8 +5,9 @@ Trains the infogan recipe (or --steps of it) for each seed on CPU, then measures
 - sample Frechet distance and class coverage in the shipped evaluator's features, beside the real-data ceiling;
 - traversal purity: the evaluator classifies each image of the code-0 traversal grid; a row's purity is the
   share of its images in the row's most common class (1.0 = one kind of item per row), averaged over the
-  grids of 4 noise draws; beside it, the same measure on rows of 10 real test images of one class (the
-  evaluator's own confusions, e.g. shirt and pullover, keep that under 1).
+  grids of 4 noise draws, for the code swept from -2 to 2 and over its trained range (-1, 1); beside it, the
+  same measure on rows of 10 real test images of one class (the evaluator's own confusions, e.g. shirt and
+  pullover, keep that under 1).
 Published Fashion-MNIST clustering accuracies are printed beside the figures.
 
     python bench/infogan.py [--seeds 3] [--first-seed 0] [--steps N] [--set key=value ...] [--pictures DIR] [--progress]
@@ -44,12 +45,12 @@ def row_purity(images: torch.Tensor, cols: int) -> list[float]:
     return [np.bincount(row).max() / cols for row in probs.argmax(1).numpy().reshape(-1, cols)]
 
 
-def traversal_purity(state, grids: int = 4) -> float:
-    """Mean row purity of the code-0 traversal grids drawn with noise seeds 0 .. grids-1 (one grid's 10 rows
-    are too few to tell recipes apart)."""
+def traversal_purity(state, grids: int = 4, span: tuple[float, float] = (-2.0, 2.0)) -> float:
+    """Mean row purity of the code-0 traversal grids over ``span`` drawn with noise seeds 0 .. grids-1 (one
+    grid's 10 rows are too few to tell recipes apart)."""
     purities = []
     for seed in range(grids):
-        x, cols = traversal_images(state, code=0, cols=10, seed=seed)
+        x, cols = traversal_images(state, code=0, cols=10, seed=seed, span=span)
         purities += row_purity(torch.from_numpy(x), cols)
     return float(np.mean(purities))
 
@@ -88,14 +89,15 @@ def main() -> None:
                 traverse(state, args.pictures / f"infogan-traversal-seed{seed}.png", code=0)
             r = evaluate(state)
             row = {"accuracy": r["infogan-codes/accuracy"], "nmi": r["infogan-codes/nmi"],
-                   "purity": traversal_purity(state), "frechet": r["fashion-quality/frechet"],
+                   "purity": traversal_purity(state), "purity_trained": traversal_purity(state, span=(-1.0, 1.0)),
+                   "frechet": r["fashion-quality/frechet"],
                    "covered": r["fashion-quality/classes_covered"], "train_s": train_s}
             ceiling = r["fashion-quality/frechet_ceiling"]
             for k, v in row.items():
                 figures.setdefault(k, []).append(v)
             print(f"  seed {seed}: code accuracy {row['accuracy']:.3f}, NMI {row['nmi']:.3f}, traversal purity "
-                  f"{row['purity']:.2f}, Frechet {row['frechet']:.1f}, {row['covered']:.0f}/10 classes, "
-                  f"trained in {train_s:.0f} s", flush=True)
+                  f"{row['purity']:.2f} ({row['purity_trained']:.2f} from -1 to 1), Frechet {row['frechet']:.1f}, "
+                  f"{row['covered']:.0f}/10 classes, trained in {train_s:.0f} s", flush=True)
     steps = state.config["train"]["steps"]
     print(f"\ninfogan recipe, {steps} steps of batch {state.config['train']['batch_size']}, {args.seeds} seeds "
           f"(mean ± sd), {statistics.mean(figures['train_s']):.0f} s of CPU training per seed")
@@ -106,6 +108,7 @@ def main() -> None:
     print(f"  NMI                        {mean_sd(figures['nmi'])}")
     print(f"  traversal row purity       {mean_sd(figures['purity'], '.2f')}   (rows of one real class: "
           f"{real_purity(state):.2f})")
+    print(f"    code swept over (-1, 1)  {mean_sd(figures['purity_trained'], '.2f')}   (the range it was trained on)")
     print(f"  sample Frechet distance    {mean_sd(figures['frechet'], '.1f')}   (real data: {ceiling:.2f})")
     print(f"  classes covered of 10      {mean_sd(figures['covered'], '.1f')}")
     print("\npublished Fashion-MNIST clustering accuracy:")

@@ -106,11 +106,12 @@ def traversal_latent(specs: list[dict[str, Any]], code: int = 0, cols: int = 10,
     return feeds, cols
 
 
-def traversal_images(state: Any, code: int = 0, cols: int = 10, seed: int = 0) -> tuple[np.ndarray, int]:
+def traversal_images(state: Any, code: int = 0, cols: int = 10, seed: int = 0,
+                     span: tuple[float, float] = (-2.0, 2.0)) -> tuple[np.ndarray, int]:
     """A run's traversal grid of continuous code ``code`` (see :func:`traversal_latent`) and its row length."""
     import torch
 
-    feeds, nrow = traversal_latent([s.to_json() for s in state.latent_specs], code, cols, seed=seed)
+    feeds, nrow = traversal_latent([s.to_json() for s in state.latent_specs], code, cols, span=span, seed=seed)
     latent = {k: torch.from_numpy(v).to(state.device) for k, v in feeds.items()}
     with eval_mode(state.nets.generator):
         return state.nets.generator(**latent).float().cpu().numpy(), nrow
