@@ -17,7 +17,7 @@ from gancore.layers import LatentInput
 from gancore.loop import prepare, train
 from gancore.plugins import get_manager
 from gancore.resolve import resolve_config
-from gancore.sampling import traversal_latent
+from gancore.sampling import traversal_images, traversal_latent
 from gancore_cli.app import app
 from gancore_plugins.infogan import latent, metrics, mi, nets
 
@@ -226,6 +226,18 @@ def test_training_draws_a_traversal_per_continuous_code(run):
 
     w, h = Image.open(run / "samples" / "traverse-c0-step-0000004.png").size
     assert (w, h) == (2 + 10 * 30, 2 + 10 * 30)  # 10 categories x 10 values, 28 px + 2 px gutters
+
+
+def test_traversal_images_sweep_the_span_asked_for(run):
+    from gancore.runs import open_run
+
+    state = open_run(run, device="cpu")
+    held, cols = traversal_images(state, code=0, cols=4, span=(0.5, 0.5))  # the code held at 0.5 in every column
+    rows = held.reshape(10, cols, -1)
+    assert np.allclose(rows, rows[:, :1])
+    swept, _ = traversal_images(state, code=0, cols=4)  # the default -2 .. 2 does move the images
+    assert not np.allclose(swept.reshape(10, cols, -1), swept.reshape(10, cols, -1)[:, :1])
+    assert np.allclose(swept[2::4], traversal_images(state, code=0, cols=4, span=(2 / 3, 2 / 3))[0][::4], atol=1e-5)
 
 
 def test_sample_traverse_from_a_run_and_from_onnx(run, export, tmp_path):
