@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 from gancore.config import (
@@ -34,9 +35,32 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     cfg = merge(default_config(), recipe)
     for layer in layers:
         check_keys(layer)
+        for note in switch_notes(cfg, layer):
+            print(f"gancore: note: {note}", file=sys.stderr)
         cfg = merge(cfg, layer)
     cfg["plugin"] = plugin
     return validate(mgr, cfg)
+
+
+def switch_notes(cfg: dict[str, Any], layer: dict[str, Any]) -> list[str]:
+    """A line for each component ``layer`` renames whose earlier options it drops (``merge`` starts a renamed
+    component's section afresh, since the old options belong to the old component), so a user who switches
+    bigan's sampler to ``normal`` learns that the recipe's ``dim = 50`` went with it."""
+    notes = []
+    for section in COMPONENT_SECTIONS:
+        old, new = cfg.get(section), layer.get(section)
+        if not isinstance(old, dict) or not isinstance(new, dict) or "name" not in new:
+            continue
+        if new["name"] == old.get("name"):
+            continue
+        dropped = {k: v for k, v in old.items() if k != "name" and k not in new}
+        if dropped:
+            listed = ", ".join(f"{k}={v!r}" for k, v in dropped.items())
+            first = next(iter(dropped))
+            notes.append(f"{section}.name={new['name']} replaces {old.get('name')!r} and drops its options "
+                         f"{listed}; {new['name']!r} starts from its own defaults (keep one with --set "
+                         f"{section}.{first}=...)")
+    return notes
 
 
 def check_keys(layer: dict[str, Any]) -> None:

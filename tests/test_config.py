@@ -52,6 +52,19 @@ def test_switching_a_component_drops_the_old_options():
     assert cfg["loss"] == {"name": "hinge"}
 
 
+def test_switching_a_component_says_which_options_it_dropped(capsys):
+    mgr = get_manager()
+    cfg = resolve_config(mgr, "bigan", {"sampler": {"name": "normal"}})
+    err = capsys.readouterr().err
+    assert cfg["sampler"]["dim"] == 100  # the normal sampler's default, not the recipe's 50
+    assert "sampler.name=normal replaces 'uniform' and drops its options dim=50" in err
+    assert "--set sampler.dim=" in err
+    cfg = resolve_config(mgr, "bigan", {"sampler": {"name": "normal", "dim": 50}})  # kept by hand: nothing to say
+    assert cfg["sampler"]["dim"] == 50 and capsys.readouterr().err == ""
+    resolve_config(mgr, "bigan", {"sampler": {"name": "uniform", "dim": 20}})  # same component: options merge
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     ("layer", "message"),
     [
