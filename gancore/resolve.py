@@ -58,8 +58,8 @@ def switch_notes(cfg: dict[str, Any], layer: dict[str, Any]) -> list[str]:
             listed = ", ".join(f"{k}={v!r}" for k, v in dropped.items())
             first = next(iter(dropped))
             notes.append(f"{section}.name={new['name']} replaces {old.get('name')!r} and drops its options "
-                         f"{listed}; {new['name']!r} starts from its own defaults (keep one with --set "
-                         f"{section}.{first}=...)")
+                         f"{listed}; {new['name']!r} starts from its own defaults (set them again to keep them, e.g. "
+                         f"--set {section}.{first}=...)")
     return notes
 
 
