@@ -116,12 +116,16 @@ def default_config() -> dict[str, Any]:
     }
 
 
-def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``over`` into a copy of ``base``. A new component ``name`` drops the old options."""
+def merge(base: dict[str, Any], over: Mapping[str, Any],
+          replaced: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Deep-merge ``over`` into a copy of ``base``. A new component ``name`` drops the old options; each section
+    so replaced is appended to ``replaced``, when given, as (section, its old contents)."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
             if "name" in value and value["name"] != out[key].get("name") and key in COMPONENT_SECTIONS:
+                if replaced is not None:
+                    replaced.append((key, out[key]))
                 out[key] = {}
             out[key] = merge(out[key], value)
         else:

@@ -35,32 +35,26 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     cfg = merge(default_config(), recipe)
     for layer in layers:
         check_keys(layer)
-        for note in switch_notes(cfg, layer):
-            print(f"gancore: note: {note}", file=sys.stderr)
-        cfg = merge(cfg, layer)
+        replaced: list[tuple[str, dict[str, Any]]] = []
+        cfg = merge(cfg, layer, replaced)
+        for section, old in replaced:
+            if note := switch_note(section, old, layer[section]):
+                print(f"gancore: note: {note}", file=sys.stderr)
     cfg["plugin"] = plugin
     return validate(mgr, cfg)
 
 
-def switch_notes(cfg: dict[str, Any], layer: dict[str, Any]) -> list[str]:
-    """A line for each component ``layer`` renames whose earlier options it drops (``merge`` starts a renamed
-    component's section afresh, since the old options belong to the old component), so a user who switches
-    bigan's sampler to ``normal`` learns that the recipe's ``dim = 50`` went with it."""
-    notes = []
-    for section in COMPONENT_SECTIONS:
-        old, new = cfg.get(section), layer.get(section)
-        if not isinstance(old, dict) or not isinstance(new, dict) or "name" not in new:
-            continue
-        if new["name"] == old.get("name"):
-            continue
-        dropped = {k: v for k, v in old.items() if k != "name" and k not in new}
-        if dropped:
-            listed = ", ".join(f"{k}={v!r}" for k, v in dropped.items())
-            first = next(iter(dropped))
-            notes.append(f"{section}.name={new['name']} replaces {old.get('name')!r} and drops its options "
-                         f"{listed}; {new['name']!r} starts from its own defaults (set them again to keep them, e.g. "
-                         f"--set {section}.{first}=...)")
-    return notes
+def switch_note(section: str, old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """What renaming component ``section`` from ``old`` to ``new`` dropped (``merge`` starts a renamed section
+    afresh, since the old options belong to the old component), so a user who switches bigan's sampler to
+    ``normal`` learns that the recipe's ``dim = 50`` went with it; None when nothing was dropped."""
+    dropped = {k: v for k, v in old.items() if k != "name" and k not in new}
+    if not dropped:
+        return None
+    listed = ", ".join(f"{k}={v!r}" for k, v in dropped.items())
+    return (f"{section}.name={new['name']} replaces {old.get('name')!r} and drops its options {listed}; "
+            f"{new['name']!r} starts from its own defaults (set them again to keep them, e.g. "
+            f"--set {section}.{next(iter(dropped))}=...)")
 
 
 def check_keys(layer: dict[str, Any]) -> None:
