@@ -17,10 +17,16 @@ from gancore.errors import ConfigError
 class BiGANLossConfig:
     encoder: str = "encoder"  # the role of the encoder under [networks]
     real_label: float = 1.0  # one-sided label smoothing of the (x, E(x)) pairs
+    # explicit cycles beside the game (ALICE, Li et al. 2017), for G and E: weight x mean ||x - G(E(x))||^2
+    # and weight x mean ||z - E(G(z))||^2 (the latter is the paper's "latent regressor" joined to the game)
+    cycle_x: float = 0.0
+    cycle_z: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.5 < self.real_label <= 1.0:
             raise ValueError(f"real_label must be in (0.5, 1], got {self.real_label}")
+        if self.cycle_x < 0 or self.cycle_z < 0:
+            raise ValueError(f"cycle_x and cycle_z must be >= 0, got {self.cycle_x} and {self.cycle_z}")
 
 
 def pair_losses(real: Tensor, fake: Tensor, real_label: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -36,7 +42,7 @@ class BiGANLoss(Loss):
     def __init__(self, cfg: BiGANLossConfig) -> None:
         self.cfg = cfg
 
-    def _pairs(self, step: Step) -> tuple[DOut, DOut]:
+    def _pairs(self, step: Step) -> tuple[DOut, DOut, Tensor]:
         nets = step.nets
         if self.cfg.encoder not in nets.extra:
             raise ConfigError(f"loss bigan needs an encoder network under [networks.{self.cfg.encoder}] "
@@ -49,18 +55,26 @@ class BiGANLoss(Loss):
             z_real = step.run(self.cfg.encoder, step.real)
         real = step.run("discriminator", step.real, **{name: z_real})
         fake = step.run("discriminator", step.fake, **step.latent)
-        return real, fake
+        return real, fake, z_real
 
-    def _terms(self, step: Step, side: int, prefix: str) -> Losses:
+    def _terms(self, step: Step, side: int, prefix: str) -> tuple[Losses, Tensor]:
         """The joint game, plus the same game on each unary score D returns (BigBiGAN: the terms are summed)."""
-        real, fake = self._pairs(step)
+        real, fake, z_real = self._pairs(step)
         out = {f"{prefix}_adv": pair_losses(real.logits, fake.logits, self.cfg.real_label)[side]}
         for name in sorted(real.heads.keys() & {"unary_x", "unary_z"}):
             out[f"{prefix}_{name}"] = pair_losses(real.heads[name], fake.heads[name], self.cfg.real_label)[side]
-        return out
+        return out, z_real
 
     def discriminator_loss(self, step: Step) -> Losses:
-        return self._terms(step, 0, "d")
+        return self._terms(step, 0, "d")[0]
 
     def generator_loss(self, step: Step) -> Losses:
-        return self._terms(step, 1, "ge")
+        out, z_real = self._terms(step, 1, "ge")
+        name = step.nets.extra[self.cfg.encoder].name
+        if self.cfg.cycle_x:
+            rec = step.run("generator", **{name: z_real})
+            out["ge_cycle_x"] = self.cfg.cycle_x * (rec - step.real).pow(2).mean()
+        if self.cfg.cycle_z:
+            z = step.latent[name]
+            out["ge_cycle_z"] = self.cfg.cycle_z * (step.run(self.cfg.encoder, step.fake) - z).pow(2).mean()
+        return out

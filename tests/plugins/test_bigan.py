@@ -106,6 +106,35 @@ def test_unary_scores_join_the_game_and_each_reaches_its_own_network(unary_run):
         m.train()
 
 
+def test_cycle_terms_are_the_reconstruction_errors_and_reach_g_and_e(run):
+    state = run
+    batch = state.next_batch(8)
+    latent = state.sampler.sample(8, torch.Generator().manual_seed(0), state.device)
+    g, e = state.nets.generator.eval(), state.nets.extra["encoder"].eval()  # batch norm: fixed, so recomputable
+    lossfn = loss.BiGANLoss(loss.BiGANLossConfig(cycle_x=2.0, cycle_z=0.5))
+    step = Step("generator", batch, latent, state.nets, 0, 1)
+    terms = lossfn.generator_loss(step)
+    assert list(terms) == ["ge_adv", "ge_cycle_x", "ge_cycle_z"]
+    with torch.no_grad():
+        x, z = batch.x, latent["noise"]
+        assert terms["ge_cycle_x"].item() == pytest.approx(2.0 * ((g(noise=e(x)) - x) ** 2).mean().item(), rel=1e-5)
+        assert terms["ge_cycle_z"].item() == pytest.approx(0.5 * ((e(g(noise=z)) - z) ** 2).mean().item(), rel=1e-5)
+    for term in ("ge_cycle_x", "ge_cycle_z"):  # each cycle runs through both G and E
+        for m in state.nets.named().values():
+            m.zero_grad(set_to_none=True)
+        lossfn.generator_loss(Step("generator", batch, latent, state.nets, 0, 1))[term].backward()
+        for role in ("generator", "encoder"):
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in state.nets.named()[role].parameters())
+        assert all(p.grad is None for p in state.nets.discriminator.parameters())
+    # off by default, and D's step never has them
+    assert list(loss.BiGANLoss(loss.BiGANLossConfig()).generator_loss(step)) == ["ge_adv"]
+    assert list(lossfn.discriminator_loss(Step("discriminator", batch, latent, state.nets, 0, 1))) == ["d_adv"]
+    with pytest.raises(ValueError, match="cycle_x and cycle_z must be >= 0"):
+        loss.BiGANLossConfig(cycle_x=-1.0)
+    for m in state.nets.named().values():
+        m.train()
+
+
 def test_without_an_encoder_the_loss_says_where_to_add_it(run):
     from gancore.components import Nets
 
