@@ -3,11 +3,11 @@
 Trains the infogan recipe (or --steps of it) for each seed on CPU, then measures:
 - categorical-code accuracy on the 10k real test images read by Q (Hungarian-matched to the classes), and NMI;
 - sample Frechet distance and class coverage in the shipped evaluator's features, beside the real-data ceiling;
-- traversal purity: the evaluator classifies each image of the code-0 traversal grid; a row's purity is the
-  share of its images in the row's most common class (1.0 = one kind of item per row), averaged over the
-  grids of 4 noise draws, for the code swept from -2 to 2 and over its trained range (-1, 1); beside it, the
-  same measure on rows of 10 real test images of one class (the evaluator's own confusions, e.g. shirt and
-  pullover, keep that under 1).
+- traversal purity: the evaluator classifies each image of a continuous code's traversal grid; a row's purity
+  is the share of its images in the row's most common class (1.0 = one kind of item per row), averaged over
+  the grids of 4 noise draws, for the code swept from -2 to 2 and over its trained range (-1, 1), for each
+  continuous code (code 0 is the headline); beside it, the same measure on rows of 10 real test images of one
+  class (the evaluator's own confusions, e.g. shirt and pullover, keep that under 1).
 Published Fashion-MNIST clustering accuracies are printed beside the figures.
 
     python bench/infogan.py [--seeds 3] [--first-seed 0] [--steps N] [--set key=value ...] [--pictures DIR] [--progress]
@@ -45,14 +45,19 @@ def row_purity(images: torch.Tensor, cols: int) -> list[float]:
     return [np.bincount(row).max() / cols for row in probs.argmax(1).numpy().reshape(-1, cols)]
 
 
-def traversal_purity(state, grids: int = 4, span: tuple[float, float] = (-2.0, 2.0)) -> float:
-    """Mean row purity of the code-0 traversal grids over ``span`` drawn with noise seeds 0 .. grids-1 (one
-    grid's 10 rows are too few to tell recipes apart)."""
+def traversal_purity(state, code: int = 0, grids: int = 4, span: tuple[float, float] = (-2.0, 2.0)) -> float:
+    """Mean row purity of continuous code ``code``'s traversal grids over ``span``, drawn with noise seeds
+    0 .. grids-1 (one grid's 10 rows are too few to tell recipes apart)."""
     purities = []
     for seed in range(grids):
-        x, cols = traversal_images(state, code=0, cols=10, seed=seed, span=span)
+        x, cols = traversal_images(state, code=code, cols=10, seed=seed, span=span)
         purities += row_purity(torch.from_numpy(x), cols)
     return float(np.mean(purities))
+
+
+def continuous_codes(state) -> int:
+    """How many continuous codes the run's latent has (the traversals sweep each)."""
+    return next((s.shape[0] for s in state.latent_specs if s.name == "continuous"), 0)
 
 
 def real_purity(state, rows_per_class: int = 40, cols: int = 10) -> float:
@@ -72,7 +77,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="generator steps (default: the recipe's)")
     ap.add_argument("--progress", action="store_true", help="training progress on stderr (losses, images/s, time left)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
-    ap.add_argument("--pictures", type=Path, default=None, help="save each seed's code-0 traversal grid here")
+    ap.add_argument("--pictures", type=Path, default=None, help="save each seed's traversal grids here")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     over = merge({"train": {"steps": args.steps}} if args.steps else {}, parse_sets(args.sets))
@@ -85,19 +90,27 @@ def main() -> None:
             state = prepare("infogan", cfg, out=f"{tmp}/seed-{seed}")
             train(state, progress=args.progress)
             train_s = time.perf_counter() - t
+            codes = continuous_codes(state)
             if args.pictures:
-                traverse(state, args.pictures / f"infogan-traversal-seed{seed}.png", code=0)
+                for c in range(codes):  # code 0 keeps its old name: the README's picture
+                    name = "infogan-traversal" + (f"-code{c}" if c else "")
+                    traverse(state, args.pictures / f"{name}-seed{seed}.png", code=c)
             r = evaluate(state)
             row = {"accuracy": r["infogan-codes/accuracy"], "nmi": r["infogan-codes/nmi"],
                    "purity": traversal_purity(state), "purity_trained": traversal_purity(state, span=(-1.0, 1.0)),
                    "frechet": r["fashion-quality/frechet"],
                    "covered": r["fashion-quality/classes_covered"], "train_s": train_s}
+            for c in range(1, codes):
+                row[f"purity_code{c}"] = traversal_purity(state, code=c)
+                row[f"purity_code{c}_trained"] = traversal_purity(state, code=c, span=(-1.0, 1.0))
             ceiling = r["fashion-quality/frechet_ceiling"]
             for k, v in row.items():
                 figures.setdefault(k, []).append(v)
             print(f"  seed {seed}: code accuracy {row['accuracy']:.3f}, NMI {row['nmi']:.3f}, traversal purity "
                   f"{row['purity']:.2f} ({row['purity_trained']:.2f} from -1 to 1), Frechet {row['frechet']:.1f}, "
-                  f"{row['covered']:.0f}/10 classes, trained in {train_s:.0f} s", flush=True)
+                  f"{row['covered']:.0f}/10 classes, trained in {train_s:.0f} s" + "".join(
+                      f"; code {c}: purity {row[f'purity_code{c}']:.2f} ({row[f'purity_code{c}_trained']:.2f})"
+                      for c in range(1, codes)), flush=True)
     steps = state.config["train"]["steps"]
     print(f"\ninfogan recipe, {steps} steps of batch {state.config['train']['batch_size']}, {args.seeds} seeds "
           f"(mean ± sd), {statistics.mean(figures['train_s']):.0f} s of CPU training per seed")
@@ -109,6 +122,9 @@ def main() -> None:
     print(f"  traversal row purity       {mean_sd(figures['purity'], '.2f')}   (rows of one real class: "
           f"{real_purity(state):.2f})")
     print(f"    code swept over (-1, 1)  {mean_sd(figures['purity_trained'], '.2f')}   (the range it was trained on)")
+    for c in range(1, codes):
+        print(f"    code {c} instead           {mean_sd(figures[f'purity_code{c}'], '.2f')}   "
+              f"(over (-1, 1): {mean_sd(figures[f'purity_code{c}_trained'], '.2f')})")
     print(f"  sample Frechet distance    {mean_sd(figures['frechet'], '.1f')}   (real data: {ceiling:.2f})")
     print(f"  classes covered of 10      {mean_sd(figures['covered'], '.1f')}")
     print("\npublished Fashion-MNIST clustering accuracy:")
