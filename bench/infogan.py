@@ -92,7 +92,8 @@ def main() -> None:
             train_s = time.perf_counter() - t
             codes = continuous_codes(state)
             if args.pictures:
-                for c in range(codes):  # code 0 keeps its old name: the README's picture
+                for c in range(max(codes, 1)):  # code 0 keeps its old name (the README's picture); with no
+                    # continuous code, code 0's grid still has its rows of categories
                     name = "infogan-traversal" + (f"-code{c}" if c else "")
                     traverse(state, args.pictures / f"{name}-seed{seed}.png", code=c)
             r = evaluate(state)

@@ -17,8 +17,8 @@ from gancore.errors import ConfigError
 class BiGANLossConfig:
     encoder: str = "encoder"  # the role of the encoder under [networks]
     real_label: float = 1.0  # one-sided label smoothing of the (x, E(x)) pairs
-    # explicit cycles beside the game (ALICE, Li et al. 2017), for G and E: weight x mean ||x - G(E(x))||^2
-    # and weight x mean ||z - E(G(z))||^2 (the latter is the paper's "latent regressor" joined to the game)
+    # explicit cycles beside the game (ALICE, Li et al. 2017), for G and E: weight x the mean squared error
+    # of G(E(x)) against x, and of E(G(z)) against z (the latter is the paper's latent regressor in the game)
     cycle_x: float = 0.0
     cycle_z: float = 0.0
 
@@ -58,7 +58,8 @@ class BiGANLoss(Loss):
         return real, fake, z_real
 
     def _terms(self, step: Step, side: int, prefix: str) -> tuple[Losses, Tensor]:
-        """The joint game, plus the same game on each unary score D returns (BigBiGAN: the terms are summed)."""
+        """The joint game, plus the same game on each unary score D returns (BigBiGAN: the terms are summed);
+        also E(x), which the x-cycle feeds to G."""
         real, fake, z_real = self._pairs(step)
         out = {f"{prefix}_adv": pair_losses(real.logits, fake.logits, self.cfg.real_label)[side]}
         for name in sorted(real.heads.keys() & {"unary_x", "unary_z"}):

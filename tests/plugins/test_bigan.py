@@ -13,6 +13,7 @@ from gancore.errors import ConfigError
 from gancore.export import export_run
 from gancore.loop import prepare, prepare_resume, train
 from gancore.runs import open_run
+from gancore.sampling import eval_mode
 from gancore_plugins.bigan import loss, nets, probes
 
 TINY = {"device": "cpu", "data": {"limit": 128},
@@ -110,16 +111,19 @@ def test_cycle_terms_are_the_reconstruction_errors_and_reach_g_and_e(run):
     state = run
     batch = state.next_batch(8)
     latent = state.sampler.sample(8, torch.Generator().manual_seed(0), state.device)
-    g, e = state.nets.generator.eval(), state.nets.extra["encoder"].eval()  # batch norm: fixed, so recomputable
     lossfn = loss.BiGANLoss(loss.BiGANLossConfig(cycle_x=2.0, cycle_z=0.5))
-    step = Step("generator", batch, latent, state.nets, 0, 1)
-    terms = lossfn.generator_loss(step)
-    assert list(terms) == ["ge_adv", "ge_cycle_x", "ge_cycle_z"]
-    with torch.no_grad():
-        x, z = batch.x, latent["noise"]
-        assert terms["ge_cycle_x"].item() == pytest.approx(2.0 * ((g(noise=e(x)) - x) ** 2).mean().item(), rel=1e-5)
-        assert terms["ge_cycle_z"].item() == pytest.approx(0.5 * ((e(g(noise=z)) - z) ** 2).mean().item(), rel=1e-5)
-    for term in ("ge_cycle_x", "ge_cycle_z"):  # each cycle runs through both G and E
+    g, e = state.nets.generator, state.nets.extra["encoder"]
+    with eval_mode(g, e):  # batch norm fixed, so the terms can be recomputed exactly
+        step = Step("generator", batch, latent, state.nets, 0, 1)
+        terms = lossfn.generator_loss(step)
+        assert list(terms) == ["ge_adv", "ge_cycle_x", "ge_cycle_z"]
+        with torch.no_grad():
+            x, z = batch.x, latent["noise"]
+            assert terms["ge_cycle_x"].item() == pytest.approx(2.0 * ((g(noise=e(x)) - x) ** 2).mean().item(),
+                                                               rel=1e-5)
+            assert terms["ge_cycle_z"].item() == pytest.approx(0.5 * ((e(g(noise=z)) - z) ** 2).mean().item(),
+                                                               rel=1e-5)
+    for term in ("ge_cycle_x", "ge_cycle_z"):  # each cycle runs through both G and E, never D
         for m in state.nets.named().values():
             m.zero_grad(set_to_none=True)
         lossfn.generator_loss(Step("generator", batch, latent, state.nets, 0, 1))[term].backward()
@@ -129,10 +133,16 @@ def test_cycle_terms_are_the_reconstruction_errors_and_reach_g_and_e(run):
     # off by default, and D's step never has them
     assert list(loss.BiGANLoss(loss.BiGANLossConfig()).generator_loss(step)) == ["ge_adv"]
     assert list(lossfn.discriminator_loss(Step("discriminator", batch, latent, state.nets, 0, 1))) == ["d_adv"]
-    with pytest.raises(ValueError, match="cycle_x and cycle_z must be >= 0"):
-        loss.BiGANLossConfig(cycle_x=-1.0)
-    for m in state.nets.named().values():
-        m.train()
+    for bad in ({"cycle_x": -1.0}, {"cycle_z": -0.1}):
+        with pytest.raises(ValueError, match="cycle_x and cycle_z must be >= 0"):
+            loss.BiGANLossConfig(**bad)
+
+
+def test_the_recipe_trains_with_the_x_cycle_and_logs_it(run):
+    assert run.config["loss"]["cycle_x"] == 3.0 and run.config["loss"].get("cycle_z", 0.0) == 0.0
+    logged = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    cycle = [r["ge_cycle_x"] for r in logged if "ge_cycle_x" in r]
+    assert cycle and all(v > 0 for v in cycle) and not any("ge_cycle_z" in r for r in logged)
 
 
 def test_without_an_encoder_the_loss_says_where_to_add_it(run):
