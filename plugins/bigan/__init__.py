@@ -48,7 +48,8 @@ def gan_register_metrics(register: Register) -> None:
 
 def recipe() -> dict[str, Any]:
     """BiGAN on Fashion-MNIST with the paper's prior, uniform(-1, 1)^50, and DCGAN-style networks; G and E also
-    pay ALICE's explicit cycle ||x - G(E(x))||^2 at weight 3 (``loss.cycle_x=0`` gives the paper's game alone).
+    pay ALICE's explicit cycle, the mean squared error of G(E(x)) against x, at weight 3 (``loss.cycle_x=0`` gives
+    the paper's game alone).
     """
     return {
         "data": {"name": "fashion-mnist"},
