@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from gancore.builtin.losses import nonsaturating_d_loss
 from gancore.components import DOut, Loss, Losses, Step
@@ -42,38 +42,45 @@ class BiGANLoss(Loss):
     def __init__(self, cfg: BiGANLossConfig) -> None:
         self.cfg = cfg
 
-    def _pairs(self, step: Step) -> tuple[DOut, DOut, Tensor]:
-        nets = step.nets
-        if self.cfg.encoder not in nets.extra:
+    def _encoder(self, step: Step) -> nn.Module:
+        if self.cfg.encoder not in step.nets.extra:
             raise ConfigError(f"loss bigan needs an encoder network under [networks.{self.cfg.encoder}] "
                               f"(name bigan, group generator); the bigan recipe sets it")
-        name = nets.extra[self.cfg.encoder].name
-        if step.phase == "discriminator":
-            with torch.no_grad():  # E is trained in the generator's step only
-                z_real = nets.extra[self.cfg.encoder](step.real)
-        else:
-            z_real = step.run(self.cfg.encoder, step.real)
-        real = step.run("discriminator", step.real, **{name: z_real})
-        fake = step.run("discriminator", step.fake, **step.latent)
-        return real, fake, z_real
+        return step.nets.extra[self.cfg.encoder]
 
-    def _terms(self, step: Step, side: int, prefix: str) -> tuple[Losses, Tensor]:
-        """The joint game, plus the same game on each unary score D returns (BigBiGAN: the terms are summed);
-        also E(x), which the x-cycle feeds to G."""
-        real, fake, z_real = self._pairs(step)
+    def _encoded(self, step: Step) -> Tensor:
+        """E(x) of the real batch, once per step: the pairs and the x-cycle share it."""
+        e = self._encoder(step)
+
+        def encode() -> Tensor:
+            if step.phase == "discriminator":
+                with torch.no_grad():  # E is trained in the generator's step only
+                    return e(step.real)
+            return step.run(self.cfg.encoder, step.real)
+
+        return step.cached("encoded", encode)
+
+    def _pairs(self, step: Step) -> tuple[DOut, DOut]:
+        real = step.run("discriminator", step.real, **{self._encoder(step).name: self._encoded(step)})
+        fake = step.run("discriminator", step.fake, **step.latent)
+        return real, fake
+
+    def _terms(self, step: Step, side: int, prefix: str) -> Losses:
+        """The joint game, plus the same game on each unary score D returns (BigBiGAN: the terms are summed)."""
+        real, fake = self._pairs(step)
         out = {f"{prefix}_adv": pair_losses(real.logits, fake.logits, self.cfg.real_label)[side]}
         for name in sorted(real.heads.keys() & {"unary_x", "unary_z"}):
             out[f"{prefix}_{name}"] = pair_losses(real.heads[name], fake.heads[name], self.cfg.real_label)[side]
-        return out, z_real
+        return out
 
     def discriminator_loss(self, step: Step) -> Losses:
-        return self._terms(step, 0, "d")[0]
+        return self._terms(step, 0, "d")
 
     def generator_loss(self, step: Step) -> Losses:
-        out, z_real = self._terms(step, 1, "ge")
-        name = step.nets.extra[self.cfg.encoder].name
+        out = self._terms(step, 1, "ge")
+        name = self._encoder(step).name
         if self.cfg.cycle_x:
-            rec = step.run("generator", **{name: z_real})
+            rec = step.run("generator", **{name: self._encoded(step)})
             out["ge_cycle_x"] = self.cfg.cycle_x * (rec - step.real).pow(2).mean()
         if self.cfg.cycle_z:
             z = step.latent[name]
