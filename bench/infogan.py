@@ -34,6 +34,7 @@ from gancore.evaluate import evaluate
 from gancore.loop import prepare, train
 from gancore.sampling import traversal_images, traverse
 from gancore.state import load_data
+from gancore_plugins.infogan.nets import codes_of
 
 PUBLISHED = [("ClusterGAN (Mukherjee et al. 2019)", "0.63"), ("InfoGAN (as reported in the literature)", "about 0.6")]
 TARGET = 0.63
@@ -53,11 +54,6 @@ def traversal_purity(state, code: int = 0, grids: int = 4, span: tuple[float, fl
         x, cols = traversal_images(state, code=code, cols=10, seed=seed, span=span)
         purities += row_purity(torch.from_numpy(x), cols)
     return float(np.mean(purities))
-
-
-def continuous_codes(state) -> int:
-    """How many continuous codes the run's latent has (the traversals sweep each)."""
-    return next((s.shape[0] for s in state.latent_specs if s.name == "continuous"), 0)
 
 
 def real_purity(state, rows_per_class: int = 40, cols: int = 10) -> float:
@@ -90,7 +86,7 @@ def main() -> None:
             state = prepare("infogan", cfg, out=f"{tmp}/seed-{seed}")
             train(state, progress=args.progress)
             train_s = time.perf_counter() - t
-            codes = continuous_codes(state)
+            codes = codes_of(state.latent_specs)[1]
             if args.pictures:
                 for c in range(max(codes, 1)):  # code 0 keeps its old name (the README's picture); with no
                     # continuous code, code 0's grid still has its rows of categories
@@ -98,12 +94,12 @@ def main() -> None:
                     traverse(state, args.pictures / f"{name}-seed{seed}.png", code=c)
             r = evaluate(state)
             row = {"accuracy": r["infogan-codes/accuracy"], "nmi": r["infogan-codes/nmi"],
-                   "purity": traversal_purity(state), "purity_trained": traversal_purity(state, span=(-1.0, 1.0)),
                    "frechet": r["fashion-quality/frechet"],
                    "covered": r["fashion-quality/classes_covered"], "train_s": train_s}
-            for c in range(1, codes):
-                row[f"purity_code{c}"] = traversal_purity(state, code=c)
-                row[f"purity_code{c}_trained"] = traversal_purity(state, code=c, span=(-1.0, 1.0))
+            for c in range(max(codes, 1)):  # "purity" is code 0's, the headline
+                key = "purity" + (f"_code{c}" if c else "")
+                row[key] = traversal_purity(state, code=c)
+                row[f"{key}_trained"] = traversal_purity(state, code=c, span=(-1.0, 1.0))
             ceiling = r["fashion-quality/frechet_ceiling"]
             for k, v in row.items():
                 figures.setdefault(k, []).append(v)
