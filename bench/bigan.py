@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, mean_sd
+from common import add_training_args, machine, mean_sd, overrides
 
-from gancore.config import merge, parse_sets
+from gancore.config import merge
 from gancore.evaluate import applicable, evaluate
 from gancore.images import save_grid
 from gancore.loop import prepare, train
@@ -39,14 +39,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (to repeat one seed)")
-    ap.add_argument("--steps", type=int, default=None, help="steps (default: the recipe's)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--progress", action="store_true", help="training progress on stderr (losses, images/s, time left)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
+    add_training_args(ap)
     ap.add_argument("--pictures", type=Path, default=None, help="save each seed's reconstructions here")
     args = ap.parse_args()
     print(f"machine: {machine()}", flush=True)
-    over = merge({"train": {"steps": args.steps}} if args.steps else {}, parse_sets(args.sets))
+    over = overrides(args)
     rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.first_seed, args.first_seed + args.seeds):

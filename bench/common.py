@@ -1,13 +1,17 @@
-"""Helpers shared by the benchmarks: timing medians and a machine description."""
+"""Helpers shared by the benchmarks: timing medians, a machine description and the training options."""
 
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
+
+from gancore.config import merge, parse_sets
 
 
 def machine() -> str:
@@ -36,3 +40,15 @@ def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]
         sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def add_training_args(ap: argparse.ArgumentParser) -> None:
+    """``--steps``, ``--progress`` and ``--set``, as every training benchmark takes them."""
+    ap.add_argument("--steps", type=int, default=None, help="steps (default: the recipe's)")
+    ap.add_argument("--progress", action="store_true", help="training progress on stderr (losses, images/s, time left)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides those options ask for: ``--steps`` first, then each ``--set``."""
+    return merge({"train": {"steps": args.steps}} if args.steps else {}, parse_sets(args.sets))

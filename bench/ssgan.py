@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, mean_sd
+from common import add_training_args, machine, mean_sd, overrides
 
-from gancore.config import merge, parse_sets
+from gancore.config import merge
 from gancore.loop import lr_factor, prepare, train
 from gancore.resolve import split_name
 from gancore.sampling import eval_mode
@@ -76,13 +76,11 @@ def main() -> None:
     ap.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100], help="labels per class")
     ap.add_argument("--draws", type=int, default=3, help="label draws (seeds) per count")
     ap.add_argument("--first-draw", type=int, default=0, help="draws run from here (to repeat one draw)")
-    ap.add_argument("--steps", type=int, default=None, help="steps (default: the recipe's)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--progress", action="store_true", help="training progress on stderr (losses, images/s, time left)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, key=value")
+    add_training_args(ap)
     args = ap.parse_args()
     print(f"machine: {machine()}", flush=True)
-    over = merge({"train": {"steps": args.steps}} if args.steps else {}, parse_sets(args.sets))
+    over = overrides(args)
     rows: dict[int, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for per_class in args.labels:
