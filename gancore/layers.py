@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -141,3 +142,24 @@ def reference_pass(module: nn.Module, run: Callable[[], object]) -> None:
     finally:
         for layer in layers:
             layer.recording = False
+
+
+@contextmanager
+def frozen_norm_stats(*modules: nn.Module) -> Iterator[None]:
+    """Batch-norm layers in ``modules`` still normalise with each batch's own statistics in training mode, but
+    their running statistics, which eval mode uses, do not move for the block.
+
+    For auxiliary passes on inputs from another distribution than the one a network serves: G on E(x) in
+    BiGAN's cycle would otherwise mix E(x)'s statistics into those G samples the prior with."""
+    saved = [(m, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+             for module in modules for m in module.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m, _, _ in saved:
+        m.momentum = 0.0  # running = (1 - momentum) * running + momentum * batch: unchanged
+    try:
+        yield
+    finally:
+        for m, momentum, count in saved:
+            m.momentum = momentum
+            if count is not None:  # momentum None averages over this count
+                m.num_batches_tracked.copy_(count)

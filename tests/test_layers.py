@@ -1,9 +1,16 @@
 """Reusable layers on known inputs: minibatch discrimination, virtual batch norm, Gaussian noise."""
 
+import pytest
 import torch
 from torch import nn
 
-from gancore.layers import GaussianNoise, MinibatchDiscrimination, VirtualBatchNorm, reference_pass
+from gancore.layers import (
+    GaussianNoise,
+    MinibatchDiscrimination,
+    VirtualBatchNorm,
+    frozen_norm_stats,
+    reference_pass,
+)
 
 
 def test_minibatch_discrimination_sees_a_collapsed_batch():
@@ -63,3 +70,24 @@ def test_gaussian_noise_only_in_training():
     assert abs(layer(x).std().item() - 0.5) < 0.02
     layer.eval()
     assert torch.equal(layer(x), x)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])  # None: a cumulative average over num_batches_tracked
+def test_frozen_norm_stats_normalise_by_the_batch_and_keep_the_running_statistics(momentum):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=momentum)).train()
+    net(torch.randn(16, 3))  # some history
+    bn = net[1]
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    x = torch.randn(16, 3) * 5 + 2  # another distribution
+    with frozen_norm_stats(net):
+        y = net(x)
+    assert all(torch.equal(v, before[k]) for k, v in bn.state_dict().items()) and bn.momentum == momentum
+    h = net[0](x).detach()  # still training mode's output: normalised by this batch's own statistics
+    expected = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + bn.eps) * bn.weight + bn.bias
+    assert torch.allclose(y, expected, atol=1e-5)
+    with pytest.raises(RuntimeError), frozen_norm_stats(net):  # put back on the way out of an error too
+        raise RuntimeError
+    assert bn.momentum == momentum
+    net(x)  # outside the block they move again
+    assert not torch.equal(bn.running_mean, before["running_mean"])

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from gancore.builtin.losses import nonsaturating_d_loss
 from gancore.components import DOut, Loss, Losses, Step
 from gancore.errors import ConfigError
+from gancore.layers import frozen_norm_stats
 
 
 @dataclass(kw_only=True)
@@ -79,10 +80,16 @@ class BiGANLoss(Loss):
     def generator_loss(self, step: Step) -> Losses:
         out = self._terms(step, 1, "ge")
         name = self._encoder(step).name
+        # each network keeps the batch-norm running statistics of what it serves, G of the prior and E of real
+        # images: the cycles' passes on the other's outputs leave them alone (else the x-cycle costs G's
+        # samples about 2 points of Frechet distance)
         if self.cfg.cycle_x:
-            rec = step.run("generator", **{name: self._encoded(step)})
+            with frozen_norm_stats(step.nets.generator):
+                rec = step.run("generator", **{name: self._encoded(step)})
             out["ge_cycle_x"] = self.cfg.cycle_x * (rec - step.real).pow(2).mean()
         if self.cfg.cycle_z:
             z = step.latent[name]
-            out["ge_cycle_z"] = self.cfg.cycle_z * (step.run(self.cfg.encoder, step.fake) - z).pow(2).mean()
+            with frozen_norm_stats(self._encoder(step)):
+                back = step.run(self.cfg.encoder, step.fake)
+            out["ge_cycle_z"] = self.cfg.cycle_z * (back - z).pow(2).mean()
         return out

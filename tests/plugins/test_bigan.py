@@ -138,6 +138,30 @@ def test_cycle_terms_are_the_reconstruction_errors_and_reach_g_and_e(run):
             loss.BiGANLossConfig(**bad)
 
 
+def test_the_cycles_leave_g_and_e_batch_norm_statistics_to_what_each_serves(run):
+    """G's running statistics come from the prior and E's from real images: a step with both cycles moves
+    them exactly as a step without them does."""
+    batch = run.next_batch(8)
+    latent = run.sampler.sample(8, torch.Generator().manual_seed(0), run.device)
+    g, e = run.nets.generator, run.nets.extra["encoder"]
+    start = [{k: v.clone() for k, v in m.state_dict().items()} for m in (g, e)]
+
+    def running() -> dict[str, torch.Tensor]:
+        return {f"{i}.{k}": v.clone() for i, m in enumerate((g, e)) for k, v in m.state_dict().items()
+                if "running" in k}
+
+    before, after = running(), []
+    for cfg in (loss.BiGANLossConfig(), loss.BiGANLossConfig(cycle_x=2.0, cycle_z=0.5)):
+        for m, s in zip((g, e), start, strict=True):
+            m.load_state_dict(s)
+        loss.BiGANLoss(cfg).generator_loss(Step("generator", batch, latent, run.nets, 0, 1))
+        after.append(running())
+    assert len(before) >= 4 and all(torch.equal(after[0][k], after[1][k]) for k in before)
+    assert all(not torch.equal(after[0][k], before[k]) for k in before)  # the step itself moves both networks'
+    for m, s in zip((g, e), start, strict=True):
+        m.load_state_dict(s)
+
+
 def test_the_recipe_trains_with_the_x_cycle_and_logs_it(run):
     assert run.config["loss"]["cycle_x"] == 3.0 and run.config["loss"].get("cycle_z", 0.0) == 0.0
     logged = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
