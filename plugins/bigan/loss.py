@@ -82,7 +82,7 @@ class BiGANLoss(Loss):
         name = self._encoder(step).name
         # each network keeps the batch-norm running statistics of what it serves, G of the prior and E of real
         # images: the cycles' passes on the other's outputs leave them alone (else the x-cycle costs G's
-        # samples about 2 points of Frechet distance)
+        # samples about 2.5 points of Frechet distance)
         if self.cfg.cycle_x:
             with frozen_norm_stats(step.nets.generator):
                 rec = step.run("generator", **{name: self._encoded(step)})
