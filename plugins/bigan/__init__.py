@@ -47,16 +47,17 @@ def gan_register_metrics(register: Register) -> None:
 
 
 def recipe() -> dict[str, Any]:
-    """BiGAN on Fashion-MNIST with the paper's prior, uniform(-1, 1)^50, and DCGAN-style networks; G and E also
-    pay ALICE's explicit cycle, the mean squared error of G(E(x)) against x, at weight 3 (``loss.cycle_x=0`` gives
-    the paper's game alone).
+    """BiGAN on Fashion-MNIST with the paper's prior, uniform(-1, 1)^50, and DCGAN-style networks, E with a dense
+    layer of 1024 units before its head (as the paper's MNIST encoder; ``networks.encoder.hidden=0`` for a linear
+    head); G and E also pay ALICE's explicit cycle, the mean squared error of G(E(x)) against x, at weight 3
+    (``loss.cycle_x=0`` gives the paper's game alone).
     """
     return {
         "data": {"name": "fashion-mnist"},
         "sampler": {"name": "uniform", "dim": 50},
         "generator": {"name": "dcgan", "width": 32},
         "discriminator": {"name": "bigan", "width": 32},
-        "networks": {"encoder": {"name": "bigan", "group": "generator", "width": 32}},
+        "networks": {"encoder": {"name": "bigan", "group": "generator", "width": 32, "hidden": 1024}},
         "loss": {"name": "bigan", "cycle_x": 3.0},
         "train": {"steps": 3000, "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5},
     }

@@ -1,8 +1,9 @@
 """BiGAN's networks (Donahue et al. 2016): an encoder E(x) -> z and a discriminator of joint pairs (x, z).
 
-G is dcgan's generator fed the BiGAN prior; E is dcgan's convolutional discriminator body with a linear
-head of the latent's size (the paper leaves E's output unbounded); D reads x through the same kind of body,
-z through a dense layer, and judges the pair from both.
+G is dcgan's generator fed the BiGAN prior; E is dcgan's convolutional discriminator body, then (``hidden`` > 0)
+a dense layer with batch norm and LeakyReLU as in the paper's MNIST encoder, then a linear head of the latent's
+size (the paper leaves E's output unbounded); D reads x through the same kind of body, z through a dense layer,
+and judges the pair from both.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from gancore_plugins.dcgan import nets as dcgan
 @dataclass(kw_only=True)
 class EncoderConfig:
     width: int = 32  # channels of the first convolution; the next doubles it
+    hidden: int = 0  # units of a dense layer between the convolutions and the latent head; 0: none
 
     def __post_init__(self) -> None:
         if not 4 <= self.width <= 1024:
             raise ValueError(f"width must be in [4, 1024], got {self.width}")
+        if self.hidden < 0:
+            raise ValueError(f"hidden must be >= 0 (0: no dense layer), got {self.hidden}")
 
 
 @dataclass(kw_only=True)
@@ -59,10 +63,15 @@ class Encoder(nn.Module):
         super().__init__()
         spec = latent_of(latent)
         self.name, self.dim = spec.name, spec.shape[0]
-        self.net = dcgan.Discriminator(dcgan.DiscriminatorConfig(width=cfg.width), shape, n_logits=self.dim)
+        # with a dense layer, dcgan's head is its first linear map; without, E keeps the keys it always had
+        self.net = dcgan.Discriminator(dcgan.DiscriminatorConfig(width=cfg.width), shape,
+                                       n_logits=cfg.hidden or self.dim)
+        self.head = nn.Sequential(nn.BatchNorm1d(cfg.hidden), nn.LeakyReLU(0.2, inplace=True),
+                                  nn.Linear(cfg.hidden, self.dim)) if cfg.hidden else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).logits.view(-1, self.dim)  # (B, 1) stays 2-D when dim is 1
+        h = self.net(x).logits.view(-1, self.net.n_logits)  # dcgan squeezes a width of 1
+        return self.head(h).view(-1, self.dim)  # (B, 1) stays 2-D when dim is 1
 
 
 class Discriminator(nn.Module):
@@ -93,7 +102,7 @@ class Discriminator(nn.Module):
 
 
 def build_encoder(cfg: EncoderConfig, *, latent: Sequence[LatentSpec], data: dict[str, Any]) -> Encoder:
-    """BiGAN encoder: strided convolutions -> the latent, unbounded."""
+    """BiGAN encoder: strided convolutions (-> a dense layer) -> the latent, unbounded."""
     return Encoder(cfg, latent, data["shape"])
 
 

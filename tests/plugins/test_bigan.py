@@ -18,7 +18,7 @@ from gancore_plugins.bigan import loss, nets, probes
 
 TINY = {"device": "cpu", "data": {"limit": 128},
         "generator": {"width": 8}, "discriminator": {"width": 8, "hidden": 16},
-        "networks": {"encoder": {"name": "bigan", "group": "generator", "width": 8}},
+        "networks": {"encoder": {"name": "bigan", "group": "generator", "width": 8, "hidden": 16}},
         "train": {"steps": 4, "batch_size": 8, "log_every": 2, "sample_every": 2, "checkpoint_every": 2,
                   "sample_count": 4}}
 
@@ -186,6 +186,24 @@ def test_the_pair_discriminator_reads_x_and_z(run):
     a, b = d(x, noise=z).logits, d(x, noise=-z).logits
     assert a.shape == (4,) and not torch.allclose(a, b)  # the same images with other codes: another verdict
     d.train()
+
+
+def test_the_encoder_dense_layer_is_optional_and_a_linear_head_keeps_its_keys():
+    from gancore.components import LatentSpec
+
+    latent = [LatentSpec(name="noise", shape=(50,), distribution="uniform")]
+    x = torch.randn(4, 1, 28, 28)
+    plain = nets.Encoder(nets.EncoderConfig(width=8), latent, (1, 28, 28))
+    dense = nets.Encoder(nets.EncoderConfig(width=8, hidden=16), latent, (1, 28, 28))
+    assert plain(x).shape == dense(x).shape == (4, 50)
+    assert all(k.startswith("net.") for k in plain.state_dict())  # checkpoints from before the option still load
+    assert plain.net.head.out_features == 50 and dense.net.head.out_features == 16
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in dense.head.modules())
+    one = nets.Encoder(nets.EncoderConfig(width=8, hidden=16), [LatentSpec(name="noise", shape=(1,),
+                                                                          distribution="uniform")], (1, 28, 28))
+    assert one(x).shape == (4, 1)
+    with pytest.raises(ValueError, match="hidden must be >= 0"):
+        nets.EncoderConfig(hidden=-1)
 
 
 def test_bigan_needs_one_continuous_latent():
