@@ -1,9 +1,10 @@
 """ssgan: the semi-supervised GAN of Salimans et al. 2016 ("Improved Techniques for Training GANs", sec. 5).
 
 D is a K-class classifier with an implicit (K+1)-th fake class; it learns from a few labelled images, the
-unlabelled rest and G's samples. G is trained by feature matching. Registers the ``ssgan`` generator,
-discriminator and loss, the ``ssgan-accuracy`` metric (D on the test set), the ``ssgan`` recipe (10 labels
-per class), and D's export as ``classifier.onnx`` (images -> class probabilities and P(real)).
+unlabelled rest and G's samples. G is trained by feature matching. Registers the ``ssgan`` generator, the
+``ssgan`` (MLP) and ``ssgan-conv`` discriminators, the ``ssgan`` loss, the ``ssgan-accuracy`` metric (D on the
+test set), the ``ssgan`` recipe (10 labels per class), and D's export as ``classifier.onnx`` (images -> class
+probabilities and P(real)).
 
 The other Improved Techniques are core components any plugin can switch on: the ``feature-matching`` loss,
 ``MinibatchDiscrimination`` and ``VirtualBatchNorm`` layers (``gancore.layers``; here
@@ -29,6 +30,7 @@ def gan_register_generators(register: Register) -> None:
 @hookimpl
 def gan_register_discriminators(register: Register) -> None:
     register("ssgan", nets.build_discriminator, config=nets.DiscriminatorConfig)
+    register("ssgan-conv", nets.build_conv_discriminator, config=nets.ConvDiscriminatorConfig)
 
 
 @hookimpl
@@ -67,7 +69,7 @@ def gan_register_recipes(register: Register) -> None:
 def gan_export_extra(state: Any) -> dict[str, ExportModel] | None:
     """D as an image classifier, so users can classify with onnxruntime alone."""
     d = state.nets.discriminator
-    if not isinstance(d, nets.Discriminator):
+    if not isinstance(d, nets.Discriminator | nets.ConvDiscriminator):
         return None
     data = state.data_info
     lo, hi = data["value_range"]

@@ -4,6 +4,9 @@ G: MLP, softplus units with batch norm (or virtual batch norm), tanh image.
 D: MLP classifier with K class logits, Gaussian noise on its input and after every hidden layer, weight
 normalisation, and an optional minibatch-discrimination layer before its head. Its last hidden layer is the
 feature layer G matches.
+D (``ssgan-conv``): the paper's CIFAR-10 model scaled to small grey images: dropout on the input, blocks of
+3x3 convolutions with LeakyReLU ending in a strided one, dropout after each block, a valid 3x3 convolution and
+two 1x1 ones, global mean pooling (the feature layer), weight normalisation throughout.
 """
 
 from __future__ import annotations
@@ -49,6 +52,24 @@ class DiscriminatorConfig:
             raise ValueError("hidden must list one or more layer widths >= 1")
         if self.input_noise < 0 or self.hidden_noise < 0 or self.minibatch_features < 0:
             raise ValueError("input_noise, hidden_noise and minibatch_features must be >= 0")
+
+
+@dataclass(kw_only=True)
+class ConvDiscriminatorConfig:
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # one block per entry, each halves the size
+    depth: int = 1  # unstrided convolutions before each block's strided one (the paper's CIFAR model: 2)
+    input_dropout: float = 0.2
+    dropout: float = 0.5
+    weight_norm: bool = True
+    minibatch_features: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError("channels must list one or more block widths >= 1")
+        if self.depth < 0 or self.minibatch_features < 0:
+            raise ValueError("depth and minibatch_features must be >= 0")
+        if not (0 <= self.input_dropout < 1 and 0 <= self.dropout < 1):
+            raise ValueError("input_dropout and dropout must be in [0, 1)")
 
 
 class Generator(nn.Module):
@@ -117,10 +138,45 @@ class Discriminator(nn.Module):
         return DOut(logits=self.head(z), features=h)
 
 
+def _conv(n_in: int, n_out: int, k: int, norm: bool, *, stride: int = 1,
+          padding: int | None = None) -> list[nn.Module]:
+    layer = nn.Conv2d(n_in, n_out, k, stride=stride, padding=k // 2 if padding is None else padding)
+    return [weight_norm(layer) if norm else layer, nn.LeakyReLU(0.2)]
+
+
+class ConvDiscriminator(nn.Module):
+    """The convolutional K-class D; as :class:`Discriminator`, the fake class's logit is fixed at 0."""
+
+    def __init__(self, cfg: ConvDiscriminatorConfig, shape: Sequence[int], classes: int) -> None:
+        super().__init__()
+        self.classes = classes
+        c, hw = shape[0], min(shape[1:])
+        layers: list[nn.Module] = [nn.Dropout(cfg.input_dropout)]
+        for width in cfg.channels:
+            for _ in range(cfg.depth):
+                layers += _conv(c, width, 3, cfg.weight_norm)
+                c = width
+            layers += [*_conv(c, width, 3, cfg.weight_norm, stride=2), nn.Dropout(cfg.dropout)]
+            c, hw = width, (hw + 1) // 2
+        last = cfg.channels[-1]
+        if hw >= 3:  # the paper's valid 3x3 convolution, where the map is big enough for one
+            layers += _conv(last, last, 3, cfg.weight_norm, padding=0)
+        layers += [*_conv(last, last, 1, cfg.weight_norm), *_conv(last, last, 1, cfg.weight_norm),
+                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.body = nn.Sequential(*layers)
+        self.mbd = MinibatchDiscrimination(last, cfg.minibatch_features) if cfg.minibatch_features else None
+        self.head = _linear(last + cfg.minibatch_features, classes, cfg.weight_norm)
+        self.per_example = self.mbd is None  # dropout is per example; no batch statistics
+
+    def forward(self, x: Tensor) -> DOut:
+        h = self.body(x)
+        return DOut(logits=self.head(h if self.mbd is None else self.mbd(h)), features=h)
+
+
 class Classifier(nn.Module):
     """The exported D: images -> class probabilities (B, K) and the probability of being real, Z / (Z + 1)."""
 
-    def __init__(self, d: Discriminator) -> None:
+    def __init__(self, d: Discriminator | ConvDiscriminator) -> None:
         super().__init__()
         self.d = d
 
@@ -134,11 +190,21 @@ def build_generator(cfg: GeneratorConfig, *, latent: Sequence[LatentSpec], data:
     return Generator(cfg, latent, data["shape"])
 
 
-def build_discriminator(cfg: DiscriminatorConfig, *, latent: Sequence[LatentSpec],
-                        data: dict[str, Any]) -> Discriminator:
-    """MLP classifier with K class logits, the implicit fake class at logit 0."""
+def _classes(data: dict[str, Any]) -> int:
     classes = data.get("classes")
     if not classes:
         raise ValueError(f"the ssgan discriminator needs a dataset with classes; {data.get('dataset', 'this one')} "
                          f"has none")
-    return Discriminator(cfg, data["shape"], len(classes))
+    return len(classes)
+
+
+def build_discriminator(cfg: DiscriminatorConfig, *, latent: Sequence[LatentSpec],
+                        data: dict[str, Any]) -> Discriminator:
+    """MLP classifier with K class logits, the implicit fake class at logit 0."""
+    return Discriminator(cfg, data["shape"], _classes(data))
+
+
+def build_conv_discriminator(cfg: ConvDiscriminatorConfig, *, latent: Sequence[LatentSpec],
+                             data: dict[str, Any]) -> ConvDiscriminator:
+    """Convolutional classifier with K class logits (the paper's CIFAR-10 D, scaled), the fake class at logit 0."""
+    return ConvDiscriminator(cfg, data["shape"], _classes(data))

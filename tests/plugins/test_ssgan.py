@@ -115,6 +115,44 @@ def test_minibatch_discrimination_and_no_weight_norm_are_options():
     assert d(torch.zeros(2, 1, 28, 28)).logits.shape == (2, 10)
 
 
+@pytest.mark.parametrize(("shape", "depth"), [((1, 28, 28), 0), ((3, 32, 32), 1), ((1, 8, 8), 0)])
+def test_the_conv_discriminator_gives_k_logits_and_pooled_features(shape, depth):
+    torch.manual_seed(0)
+    d = nets.ConvDiscriminator(nets.ConvDiscriminatorConfig(channels=[8, 16], depth=depth), shape, 10)
+    convs = [m for m in d.body if isinstance(m, torch.nn.Conv2d)]
+    # per block: depth plain convolutions and a strided one; then a valid 3x3 where the map allows, two 1x1
+    assert len(convs) == 2 * (depth + 1) + (shape[1] >= 20) + 2
+    assert [c.stride for c in convs[depth::depth + 1][:2]] == [(2, 2), (2, 2)]
+    x = torch.randn(5, *shape)
+    out = d(x)
+    assert out.logits.shape == (5, 10) and out.features.shape == (5, 16)
+    assert not torch.equal(d(x).logits, out.logits)  # dropout in training
+    d.eval()
+    with torch.no_grad():  # no batch statistics: an example's output does not depend on its batch
+        assert d.per_example and torch.allclose(d(x).logits[:2], d(x[:2]).logits, atol=1e-6)
+
+
+def test_the_conv_discriminator_checks_its_config_and_takes_minibatch_features():
+    with pytest.raises(ValueError, match="channels"):
+        nets.ConvDiscriminatorConfig(channels=[])
+    with pytest.raises(ValueError, match="dropout"):
+        nets.ConvDiscriminatorConfig(dropout=1.0)
+    d = nets.ConvDiscriminator(nets.ConvDiscriminatorConfig(channels=[4], minibatch_features=3, weight_norm=False),
+                               (1, 28, 28), 10)
+    assert d.head.in_features == 7 and not d.per_example
+    assert d(torch.zeros(2, 1, 28, 28)).logits.shape == (2, 10)
+
+
+def test_ssgan_trains_and_exports_with_the_conv_discriminator(tmp_path):
+    cfg = {**TINY, "discriminator": {"name": "ssgan-conv", "channels": [4, 8]},
+           "train": {**TINY["train"], "steps": 2}}
+    state = train(prepare("ssgan", cfg, out=str(tmp_path / "conv")), progress=False)
+    assert isinstance(state.nets.discriminator, nets.ConvDiscriminator)
+    dest = export_run(state.run_dir, ["onnx"], out=tmp_path / "e")
+    clf = json.loads((dest / "card.json").read_text())["models"]["classifier"]
+    assert max(clf["onnx"]["max_abs_diff"].values()) <= 1e-4
+
+
 def test_virtual_batch_norm_generator_saves_its_reference_batch(tmp_path):
     cfg = {**TINY, "generator": {"hidden": 32, "norm": "virtual", "reference_size": 16}}
     state = train(prepare("ssgan", cfg, out="runs/vbn"), progress=False)
