@@ -4,7 +4,7 @@ G: MLP, softplus units with batch norm (or virtual batch norm), tanh image.
 D: MLP classifier with K class logits, Gaussian noise on its input and after every hidden layer, weight
 normalisation, and an optional minibatch-discrimination layer before its head. Its last hidden layer is the
 feature layer G matches.
-D (``ssgan-conv``): the paper's CIFAR-10 model scaled to small grey images: dropout on the input, blocks of
+D (``ssgan-conv``): the paper's CIFAR-10 model scaled to small images: dropout on the input, blocks of
 3x3 convolutions with LeakyReLU ending in a strided one, dropout after each block, a valid 3x3 convolution and
 two 1x1 ones, global mean pooling (the feature layer), weight normalisation throughout.
 """
@@ -57,7 +57,7 @@ class DiscriminatorConfig:
 @dataclass(kw_only=True)
 class ConvDiscriminatorConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])  # one block per entry, each halves the size
-    depth: int = 1  # unstrided convolutions before each block's strided one (the paper's CIFAR model: 2)
+    depth: int = 0  # unstrided convolutions before each block's strided one (the paper's CIFAR model: 2)
     input_dropout: float = 0.2
     dropout: float = 0.5
     weight_norm: bool = True
