@@ -104,9 +104,12 @@ class Generator(nn.Module):
         return self.net(self.inp(latent)).view(-1, *self.shape)
 
 
-def _linear(n_in: int, n_out: int, norm: bool) -> nn.Module:
-    layer = nn.Linear(n_in, n_out)
+def _normed(layer: nn.Module, norm: bool) -> nn.Module:
     return weight_norm(layer) if norm else layer
+
+
+def _linear(n_in: int, n_out: int, norm: bool) -> nn.Module:
+    return _normed(nn.Linear(n_in, n_out), norm)
 
 
 class Discriminator(nn.Module):
@@ -141,7 +144,7 @@ class Discriminator(nn.Module):
 def _conv(n_in: int, n_out: int, k: int, norm: bool, *, stride: int = 1,
           padding: int | None = None) -> list[nn.Module]:
     layer = nn.Conv2d(n_in, n_out, k, stride=stride, padding=k // 2 if padding is None else padding)
-    return [weight_norm(layer) if norm else layer, nn.LeakyReLU(0.2)]
+    return [_normed(layer, norm), nn.LeakyReLU(0.2)]
 
 
 class ConvDiscriminator(nn.Module):
