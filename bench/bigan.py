@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_training_args, machine, mean_sd, overrides
 
+from gancore.averaging import averaged
 from gancore.config import merge
 from gancore.evaluate import applicable, evaluate
 from gancore.images import save_grid
@@ -55,7 +56,9 @@ def main() -> None:
             train(state, progress=args.progress)
             train_s = time.perf_counter() - t0
             if args.pictures:
-                save_grid(reconstructions(state), args.pictures / f"bigan-reconstructions-seed{seed}.png",
+                with averaged(state):  # the networks that sampling and export use (train.ema)
+                    recs = reconstructions(state)
+                save_grid(recs, args.pictures / f"bigan-reconstructions-seed{seed}.png",
                           tuple(state.data_info["value_range"]), nrow=8)
             r = {k.split("/", 1)[1]: v for k, v in evaluate(state, applicable(state, ["bigan-probes"])).items()}
             for k, v in r.items():

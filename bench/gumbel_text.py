@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, mean_sd
 
+from gancore.averaging import averaged
 from gancore.config import merge, parse_sets
 from gancore.loop import prepare, train
 from gancore.resolve import split_name
@@ -104,7 +105,9 @@ def main() -> None:
             info = state.data_info
             train_set, held_out, dictionary = reference_sets(info)
             level, check = info.get("level", "char"), info.get("validity")
-            runs = {"gan": samples_of(state.nets.generator, state, args.samples, 1000 + seed),
+            with averaged(state):  # the generator that sampling and export use (train.ema)
+                gan_samples = samples_of(state.nets.generator, state, args.samples, 1000 + seed)
+            runs = {"gan": gan_samples,
                     "mle": samples_of(mle, state, args.samples, 1000 + seed)}
             half = len(held_out) // 2
             scores = {name: text_scores(s, train_set, held_out, level, check, dictionary)

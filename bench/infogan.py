@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_training_args, machine, mean_sd, overrides
 
+from gancore.averaging import averaged
 from gancore.builtin.evaluator import embed
 from gancore.config import merge
 from gancore.evaluate import evaluate
@@ -84,20 +85,21 @@ def main() -> None:
             state = prepare("infogan", cfg, out=f"{tmp}/seed-{seed}")
             train(state, progress=args.progress)
             train_s = time.perf_counter() - t
-            codes = codes_of(state.latent_specs)[1]
-            if args.pictures:
-                for c in range(max(codes, 1)):  # code 0 keeps its old name (the README's picture); with no
-                    # continuous code, code 0's grid still has its rows of categories
-                    name = "infogan-traversal" + (f"-code{c}" if c else "")
-                    traverse(state, args.pictures / f"{name}-seed{seed}.png", code=c)
-            r = evaluate(state)
-            row = {"accuracy": r["infogan-codes/accuracy"], "nmi": r["infogan-codes/nmi"],
-                   "frechet": r["fashion-quality/frechet"],
-                   "covered": r["fashion-quality/classes_covered"], "train_s": train_s}
-            for c in range(max(codes, 1)):  # "purity" is code 0's, the headline
-                key = "purity" + (f"_code{c}" if c else "")
-                row[key] = traversal_purity(state, code=c)
-                row[f"{key}_trained"] = traversal_purity(state, code=c, span=(-1.0, 1.0))
+            with averaged(state):  # the generator that sampling and export use (train.ema)
+                codes = codes_of(state.latent_specs)[1]
+                if args.pictures:
+                    for c in range(max(codes, 1)):  # code 0 keeps its old name (the README's picture); with no
+                        # continuous code, code 0's grid still has its rows of categories
+                        name = "infogan-traversal" + (f"-code{c}" if c else "")
+                        traverse(state, args.pictures / f"{name}-seed{seed}.png", code=c)
+                r = evaluate(state)
+                row = {"accuracy": r["infogan-codes/accuracy"], "nmi": r["infogan-codes/nmi"],
+                       "frechet": r["fashion-quality/frechet"],
+                       "covered": r["fashion-quality/classes_covered"], "train_s": train_s}
+                for c in range(max(codes, 1)):  # "purity" is code 0's, the headline
+                    key = "purity" + (f"_code{c}" if c else "")
+                    row[key] = traversal_purity(state, code=c)
+                    row[f"{key}_trained"] = traversal_purity(state, code=c, span=(-1.0, 1.0))
             ceiling = r["fashion-quality/frechet_ceiling"]
             for k, v in row.items():
                 figures.setdefault(k, []).append(v)

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from gancore.averaging import PREFIX
 from gancore.errors import CheckpointError
 from gancore.fsutil import remove_tree, swap_into_place
 from gancore.state import TrainState
@@ -54,6 +55,8 @@ def state_tensors(state: TrainState) -> tuple[dict[str, Tensor], dict[str, Tenso
     for role, module in state.nets.named().items():
         for k, v in module.state_dict().items():
             weights[f"{role}.{k}"] = v.detach().cpu().contiguous()
+    if state.average is not None:
+        weights.update(state.average.state_tensors())
     train: dict[str, Tensor] = {
         "rng.torch": torch.get_rng_state(),
         "rng.latent": state.latent_gen.get_state(),
@@ -174,17 +177,27 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def load_weights(state: TrainState, ckpt: Path) -> None:
-    """Load the networks' weights from checkpoint folder ``ckpt``."""
+def load_weights(state: TrainState, ckpt: Path, *, averaged: bool = False) -> None:
+    """Load the networks' weights from checkpoint folder ``ckpt``, and the averaged copies of a run that
+    trains with ``train.ema``. With ``averaged``, the networks get the averaged weights where the checkpoint
+    has them (sampling, evaluation and export of such a run), the live ones elsewhere."""
     weights = _load_safetensors(ckpt / "weights.safetensors")
-    for role, module in state.nets.named().items():
-        prefix = f"{role}."
+    targets = [(role, role, module) for role, module in state.nets.named().items()]
+    if state.average is not None:
+        targets += [(f"{PREFIX}{role}", f"averaged {role}", m) for role, m in state.average.copies.items()]
+    for key, what, module in targets:
+        if averaged and any(k.startswith(f"{PREFIX}{key}.") for k in weights):
+            key = f"{PREFIX}{key}"
+        prefix = f"{key}."
         sd = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        if not sd and key.startswith(PREFIX):
+            raise CheckpointError(f"checkpoint {ckpt} has no averaged weights for {key[len(PREFIX):]}, but the run "
+                                  f"trains with train.ema; it was not written by this run")
         try:
             module.load_state_dict(sd, strict=True)
         except RuntimeError as e:
             first = str(e).splitlines()[0]
-            raise CheckpointError(f"checkpoint {ckpt} does not fit this run's {role} ({first})") from None
+            raise CheckpointError(f"checkpoint {ckpt} does not fit this run's {what} ({first})") from None
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, prefix: str, meta: dict[str, Any], tensors: dict[str, Tensor],

@@ -58,6 +58,10 @@ class TrainConfig:
     rollback_lr_factor: float = 0.5
     compile: bool = False  # torch.compile every network: opt-in, compiling costs time up front
     autocast: Literal["off", "bf16"] = "off"  # bf16 mixed precision for forward passes (weights, Adam stay fp32)
+    # >0: sample, evaluate and export an exponential moving average of G's weights (gancore.averaging), e.g.
+    # 0.999; ema_start: the average follows the live weights until this step, then starts averaging.
+    ema: float = 0.0
+    ema_start: int = 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "checkpoint_every",
@@ -72,6 +76,10 @@ class TrainConfig:
         if not 0 <= self.lr_decay_start < 1:
             raise ValueError(f"train.lr_decay_start must be in [0, 1) (a fraction of train.steps), "
                              f"got {self.lr_decay_start}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"train.ema must be in [0, 1) (0 turns weight averaging off), got {self.ema}")
+        if self.ema_start < 0:
+            raise ValueError(f"train.ema_start must be >= 0, got {self.ema_start}")
         if self.eval_every < 0:
             raise ValueError(f"train.eval_every must be >= 0, got {self.eval_every}")
         if self.max_rollbacks < 0:

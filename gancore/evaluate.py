@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from gancore.averaging import averaged
 from gancore.components import Metric
 from gancore.errors import GanError
 from gancore.fsutil import write_json_atomic
@@ -65,14 +66,16 @@ def applicable(state: TrainState | OnnxSource, names: list[str] | None = None,
 
 
 def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None = None) -> dict[str, float]:
-    """``{metric/figure: value}`` for the run's current weights; networks are left as they were found."""
+    """``{metric/figure: value}`` for the run's current weights (its averaged generator, with ``train.ema``);
+    networks are left as they were found."""
     metrics = applicable(state) if metrics is None else metrics
-    nets = state.nets.named().values() if hasattr(state, "nets") else ()
     results: dict[str, float] = {}
-    with eval_mode(*nets):
-        for name, metric in metrics.items():
-            for key, value in metric(state).items():
-                results[f"{name}/{key}"] = value
+    with averaged(state):
+        nets = state.nets.named().values() if hasattr(state, "nets") else ()
+        with eval_mode(*nets):
+            for name, metric in metrics.items():
+                for key, value in metric(state).items():
+                    results[f"{name}/{key}"] = value
     return results
 
 

@@ -231,7 +231,8 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     for extra in state.manager.hook.gan_export_extra(state=state):
         models.update(extra or {})
     common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
-              "step": state.step, "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
+              "step": state.step, "ema": state.config["train"]["ema"],  # >0: the averaged weights were exported
+              "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
 
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
     try:

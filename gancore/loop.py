@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gancore import distributed
+from gancore.averaging import averaged
 from gancore.checkpoint import list_checkpoints, load_checkpoint, recover, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.errors import ConfigError, GanError
@@ -202,6 +203,8 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         for p in d_only:
             p.requires_grad_(True)
         state.step += 1
+        if state.average is not None:
+            state.average.update(state.step)
         window.add(state.step, g_terms)
 
         # ------------------------------------------------------------ log and health check (the only host sync)
@@ -231,10 +234,12 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 t_last, step_last = now, state.step
 
         # ------------------------------------------------------------ sample grid, evaluation
+        # (with train.ema, of the averaged generator: what sampling and export will use)
         if (state.step % cfg["sample_every"] == 0 or last) and main:
             try:
-                sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
-                hook.gan_train_pictures(state=state, folder=run_dir / "samples")
+                with averaged(state):
+                    sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
+                    hook.gan_train_pictures(state=state, folder=run_dir / "samples")
             except OSError as e:
                 raise GanError(f"could not write a sample grid in {run_dir}: {e.strerror or e}; the last "
                                f"checkpoint is intact. Free disk space, then --resume {run_dir}") from None

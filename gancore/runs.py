@@ -90,7 +90,7 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
     state = build_state(mgr, cfg, data_info=meta["data"])
     state.run_dir = path
     ckpt = pick_checkpoint(path, checkpoint)
-    load_weights(state, ckpt)
+    load_weights(state, ckpt, averaged=True)  # a run trained with train.ema is used through its average
     state.step = int(ckpt.name.split("-")[1])
     for m in state.nets.named().values():
         m.eval()

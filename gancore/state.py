@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from gancore import distributed
+from gancore.averaging import WeightAverage
 from gancore.components import Batch, DOut, LatentSpec, Loss, Nets, Regularizer, Sampler, TensorData
 from gancore.distributed import SINGLE, World
 from gancore.errors import ConfigError, DataError, GanError
@@ -62,6 +63,7 @@ class TrainState:
     labelled: tuple[Tensor, Tensor] | None = None  # the labelled subset (x, y), whole on every process
     rollbacks: int = 0  # NaN rollbacks so far (saved, so --max-rollbacks and the LR factor survive a resume)
     world: World = SINGLE  # this process's place among data-parallel processes
+    average: WeightAverage | None = None  # train.ema: the averaged generator-group weights
 
     @property
     def latent_specs(self) -> tuple[LatentSpec, ...]:
@@ -218,6 +220,8 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     if cfg["train"]["channels_last"] and data_info.get("kind") == "image":
         for m in nets.named().values():
             m.to(memory_format=torch.channels_last)
+    if cfg["train"]["ema"] and data is not None:  # before compiling: the copies only ever run in eval
+        state.average = WeightAverage(nets, cfg["train"]["ema"], cfg["train"]["ema_start"])
     if cfg["train"]["compile"] and data is not None:
         for m in nets.named().values():
             m.compile()  # in place: state_dict keys, attributes and hooks stay those of the module
