@@ -264,3 +264,5 @@ def load_checkpoint(state: TrainState, ckpt: Path) -> None:
     except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as e:
         raise CheckpointError(f"checkpoint {ckpt} is inconsistent ({type(e).__name__}: {e})") from None
     state.step = meta["step"]
+    if state.average is not None:
+        state.average.loaded(state.step)

@@ -221,7 +221,9 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
         for m in nets.named().values():
             m.to(memory_format=torch.channels_last)
     if cfg["train"]["ema"] and data is not None:  # before compiling: the copies only ever run in eval
-        state.average = WeightAverage(nets, cfg["train"]["ema"], cfg["train"]["ema_start"])
+        t = cfg["train"]
+        state.average = WeightAverage(nets.generator, t["ema"], sampler=sampler, batch_size=t["batch_size"],
+                                      start=t["ema_start"], seed=cfg["seed"])
     if cfg["train"]["compile"] and data is not None:
         for m in nets.named().values():
             m.compile()  # in place: state_dict keys, attributes and hooks stay those of the module

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from gancore.averaging import WeightAverage, averaged
+from gancore.builtin.samplers import NoiseConfig, NormalSampler
 from gancore.checkpoint import list_checkpoints
 from gancore.components import Nets
 from gancore.config import TrainConfig
@@ -18,64 +19,85 @@ from gancore.runs import open_run
 from tests.conftest import tiny
 
 
-def _nets() -> Nets:
-    g = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
-    encoder = nn.Linear(1, 1, bias=False)
-    critic = nn.Linear(1, 1, bias=False)
-    for m, w in ((g[0], 1.0), (encoder, 1.0), (critic, 1.0)):
-        nn.init.constant_(m.weight, w)
-    return Nets(generator=g, discriminator=nn.Linear(1, 1), extra={"encoder": encoder, "critic": critic},
-                groups={"encoder": "generator", "critic": "discriminator"})
+class _G(nn.Module):
+    """noise -> Linear(1, 1) -> BatchNorm1d: a generator small enough to check by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(1, 1, bias=False)
+        self.bn = nn.BatchNorm1d(1)
+        nn.init.constant_(self.lin.weight, 1.0)
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.lin(noise))
+
+
+def _average(decay: float, start: int = 0, batches: int = 3) -> tuple[Nets, WeightAverage]:
+    nets = Nets(generator=_G(), discriminator=nn.Linear(1, 1), extra={"encoder": nn.Linear(1, 1)},
+                groups={"encoder": "generator"})
+    sampler = NormalSampler(NoiseConfig(dim=1))
+    return nets, WeightAverage(nets.generator, decay, sampler=sampler, batch_size=4, start=start, batches=batches)
+
+
+def _w(m: nn.Module) -> float:
+    return m.lin.weight.item()
 
 
 def test_each_update_moves_the_average_a_one_minus_decay_share_towards_the_live_weights():
-    nets = _nets()
-    avg = WeightAverage(nets, decay=0.75)
-    assert sorted(avg.copies) == ["encoder", "generator"]  # the generator group only
-    g = nets.generator
+    nets, avg = _average(decay=0.75)
+    assert list(avg.copies) == ["generator"]  # G alone: an encoder keeps its live weights
     with torch.no_grad():
-        g[0].weight.fill_(5.0)  # the average starts at the initial weights, 1.0
+        nets.generator.lin.weight.fill_(5.0)  # the average starts at the initial weights, 1.0
     avg.update(1)
-    assert avg.copies["generator"][0].weight.item() == pytest.approx(0.75 * 1.0 + 0.25 * 5.0)
+    assert _w(avg.copies["generator"]) == pytest.approx(0.75 * 1.0 + 0.25 * 5.0)
     avg.update(2)
-    assert avg.copies["generator"][0].weight.item() == pytest.approx(0.75 * 2.0 + 0.25 * 5.0)
-    assert avg.copies["encoder"].weight.item() == pytest.approx(1.0)  # never moved
-    assert not any(p.requires_grad for m in avg.copies.values() for p in m.parameters())
-
-
-def test_batch_norm_statistics_are_averaged_and_counters_copied():
-    nets = _nets()
-    avg = WeightAverage(nets, decay=0.5)
-    bn = nets.generator[1]
-    bn(torch.full((4, 1), 3.0) + torch.arange(4.0).view(4, 1))  # training mode: running stats move
-    avg.update(1)
-    copy_bn = avg.copies["generator"][1]
-    assert copy_bn.running_mean.item() == pytest.approx(0.5 * 0.0 + 0.5 * bn.running_mean.item())
-    assert copy_bn.num_batches_tracked.item() == 1
+    assert _w(avg.copies["generator"]) == pytest.approx(0.75 * 2.0 + 0.25 * 5.0)
+    assert not any(p.requires_grad for p in avg.copies["generator"].parameters())
 
 
 def test_before_the_start_step_the_average_follows_the_live_weights():
-    nets = _nets()
-    avg = WeightAverage(nets, decay=0.9, start=2)
-    w = nets.generator[0].weight
+    nets, avg = _average(decay=0.9, start=2)
+    w = nets.generator.lin.weight
     for step, value in ((1, 3.0), (2, 4.0)):
         with torch.no_grad():
             w.fill_(value)
         avg.update(step)
-        assert avg.copies["generator"][0].weight.item() == value
+        assert _w(avg.copies["generator"]) == value
     with torch.no_grad():
         w.fill_(14.0)
     avg.update(3)
-    assert avg.copies["generator"][0].weight.item() == pytest.approx(0.9 * 4.0 + 0.1 * 14.0)
+    assert _w(avg.copies["generator"]) == pytest.approx(0.9 * 4.0 + 0.1 * 14.0)
 
 
-def test_swapped_in_replaces_the_generator_group_and_puts_it_back_after_an_error():
-    nets = _nets()
+def test_batch_norm_statistics_are_estimated_afresh_for_the_averaged_weights():
+    nets, avg = _average(decay=0.5, batches=3)
+    with torch.no_grad():
+        nets.generator.lin.weight.fill_(3.0)
+    avg.update(1)  # averaged weight 2.0, so its pre-norm activations are 2 x noise
+    g = avg.copies["generator"]
+    rng = torch.get_rng_state()
+    avg.refresh_norms()
+    assert torch.equal(torch.get_rng_state(), rng)  # training's random streams are not disturbed
+    gen = torch.Generator().manual_seed(0)  # the same draws as the estimate's
+    noise = torch.cat([avg.sampler.sample(4, gen, torch.device("cpu"))["noise"] for _ in range(3)])
+    acts = 2.0 * noise.flatten()
+    # momentum None: the mean of the three batches' statistics (each variance unbiased)
+    means = acts.view(3, 4).mean(1)
+    vars_ = acts.view(3, 4).var(1)
+    assert g.bn.running_mean.item() == pytest.approx(means.mean().item(), rel=1e-5)
+    assert g.bn.running_var.item() == pytest.approx(vars_.mean().item(), rel=1e-5)
+    assert g.bn.momentum == 0.1  # put back
+    before = g.bn.running_mean.clone()
+    avg.refresh_norms()  # nothing changed since: no second estimate
+    assert torch.equal(g.bn.running_mean, before)
+
+
+def test_swapped_in_replaces_the_generator_and_puts_it_back_after_an_error():
+    nets, avg = _average(decay=0.9)
     live = dict(nets.named())
-    avg = WeightAverage(nets, decay=0.9)
     with pytest.raises(RuntimeError), avg.swapped_in(nets):
-        assert nets.generator is avg.copies["generator"] and nets.extra["encoder"] is avg.copies["encoder"]
-        assert nets.extra["critic"] is live["critic"] and nets.discriminator is live["discriminator"]
+        assert nets.generator is avg.copies["generator"]
+        assert nets.extra["encoder"] is live["encoder"] and nets.discriminator is live["discriminator"]
         raise RuntimeError("boom")
     assert nets.named() == live
 
@@ -83,7 +105,7 @@ def test_swapped_in_replaces_the_generator_group_and_puts_it_back_after_an_error
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match=r"train.ema must be in \[0, 1\)"):
         TrainConfig(ema=1.0)
-    with pytest.raises(ValueError, match="train.ema_start must be >= 0"):
+    with pytest.raises(ValueError, match=r"train\.ema_start must be >= 0"):
         TrainConfig(ema_start=-1)
 
 
