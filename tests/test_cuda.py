@@ -17,9 +17,11 @@ def test_train_resume_and_export_a_cuda_run(tmp_path):
     from gancore.export import export_run
     from gancore.sampling import sample
 
-    state = train(prepare("dcgan", tiny(device="cuda"), out="runs/gpu"), progress=False)
+    # train.ema: the average and its batch-norm re-estimate live on the GPU too
+    state = train(prepare("dcgan", tiny(device="cuda", train={"ema": 0.9}), out="runs/gpu"), progress=False)
     assert state.device.type == "cuda" and state.data.x.is_cuda
     assert next(state.nets.generator.parameters()).is_cuda
+    assert next(state.average.copies["generator"].parameters()).is_cuda
     resumed = prepare_resume(state.run_dir, steps=8)
     assert resumed.step == 6
     train(resumed, progress=False)
