@@ -58,12 +58,13 @@ class WeightAverage:
         self.step = step
 
     @torch.no_grad()
-    def refresh_norms(self) -> None:
-        """Estimate the average's batch-norm statistics for its current weights (a no-op without norm layers
-        or when they are already current); the global RNG is left as it was."""
+    def refresh_norms(self, force: bool = False) -> None:
+        """Estimate the average's batch-norm statistics for its current weights (a no-op without norm layers,
+        or when they are already current unless ``force``); the global RNG is left as it was."""
         g = self.copies["generator"]
         norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if self._norms_at == self.step or not (norms or any(isinstance(m, VirtualBatchNorm) for m in g.modules())):
+        stateful = norms or any(isinstance(m, VirtualBatchNorm) for m in g.modules())
+        if not stateful or (self._norms_at == self.step and not force):
             return
         device = next(g.parameters()).device
         momenta = [m.momentum for m in norms]
