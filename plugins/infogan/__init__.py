@@ -67,8 +67,10 @@ def recipe() -> dict[str, Any]:
         # lambda_real=0 lambda_aug=0 is the paper's objective.
         "regularizers": {"mutual-info": {"lambda_cat": 1.0, "lambda_cont": 1.0, "lambda_real": 1.0,
                                          "lambda_aug": 1.0}},
-        # The paper's rates: G learns faster than D (1e-3 against 2e-4).
-        "train": {"steps": 2000, "batch_size": 64, "lr_g": 1e-3, "lr_d": 2e-4, "beta1": 0.5},
+        # The paper's rates: G learns faster than D (1e-3 against 2e-4). ema: sample, traverse and export an
+        # average of G's weights over about the last 1000 steps: on 3 seeds, Frechet distance 32.4 -> 24.1 and
+        # traversal row purity 0.76 -> 0.80 against the last step's weights (bench/infogan.py).
+        "train": {"steps": 2000, "batch_size": 64, "lr_g": 1e-3, "lr_d": 2e-4, "beta1": 0.5, "ema": 0.999},
     }
 
 
