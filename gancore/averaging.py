@@ -1,7 +1,8 @@
 """Weight averaging: an exponential moving average (EMA) of the generator's weights.
 
-GAN weights jitter from step to step as G chases D; an average over the last thousand or so steps draws
-cleaner samples than the last step's weights (Karras et al. 2018; Yazici et al. 2019; Brock et al. 2019).
+GAN weights jitter from step to step as G chases D; where they do, an average over the last thousand or so
+steps draws cleaner samples than the last step's weights (Karras et al. 2018; Yazici et al. 2019; Brock et al.
+2019). Where G is still improving steadily the average lags it (bench/averaging.py measures both).
 The averaged generator is what sample grids, traversals, evaluation, ``gan sample`` and export use; training
 never reads it.
 
