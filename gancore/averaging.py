@@ -42,7 +42,6 @@ class WeightAverage:
                  start: int = 0, batches: int = 100, seed: int = 0) -> None:
         self.decay, self.start = decay, start
         self.sampler, self.batch_size, self.batches, self.seed = sampler, batch_size, batches, seed
-        self.live = generator
         self.copies: dict[str, nn.Module] = {"generator": deepcopy(generator).requires_grad_(False)}
         # (average, live) parameter pairs, found once: loading a checkpoint copies into them in place.
         pairs = dict(generator.named_parameters())
