@@ -4,14 +4,15 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gancore.averaging import WeightAverage, averaged
 from gancore.builtin.samplers import NoiseConfig, NormalSampler
-from gancore.checkpoint import list_checkpoints
+from gancore.checkpoint import list_checkpoints, load_checkpoint
 from gancore.components import Nets
 from gancore.config import TrainConfig
+from gancore.errors import CheckpointError
 from gancore.evaluate import evaluate
 from gancore.export import export_run
 from gancore.loop import prepare, prepare_resume, train
@@ -152,3 +153,24 @@ def test_a_run_without_averaging_writes_no_average_and_loads_its_live_weights():
     ckpt = list_checkpoints(state.run_dir / "checkpoints")[-1]
     assert not any(k.startswith("ema.") for k in load_file(str(ckpt / "weights.safetensors")))
     assert torch.equal(_generator_weight(open_run(state.run_dir)), _generator_weight(state))
+
+
+def test_resuming_from_a_checkpoint_without_the_average_is_a_clear_error():
+    state = train(prepare("dcgan", tiny(train={"ema": 0.9}), out="runs/cut"), progress=False)
+    path = list_checkpoints(state.run_dir / "checkpoints")[-1] / "weights.safetensors"
+    save_file({k: v for k, v in load_file(str(path)).items() if not k.startswith("ema.")}, str(path))
+    with pytest.raises(CheckpointError, match=r"no averaged weights for generator, but the run trains with train\.ema"):
+        prepare_resume(state.run_dir, steps=8)
+
+
+def test_loading_a_checkpoint_restores_the_average_as_a_nan_rollback_needs():
+    state = train(prepare("dcgan", tiny(train={"ema": 0.9}), out="runs/rb"), progress=False)
+    ckpt = list_checkpoints(state.run_dir / "checkpoints")[-1]
+    saved = load_file(str(ckpt / "weights.safetensors"))
+    g = state.average.copies["generator"]
+    with torch.no_grad():
+        for p in g.parameters():
+            p.fill_(float("nan"))  # what a diverged step folds into the average
+    load_checkpoint(state, ckpt)
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, saved[f"ema.generator.{k}"])
