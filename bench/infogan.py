@@ -85,8 +85,8 @@ def main() -> None:
             state = prepare("infogan", cfg, out=f"{tmp}/seed-{seed}")
             train(state, progress=args.progress)
             train_s = time.perf_counter() - t
+            codes = codes_of(state.latent_specs)[1]
             with averaged(state):  # the generator that sampling and export use (train.ema)
-                codes = codes_of(state.latent_specs)[1]
                 if args.pictures:
                     for c in range(max(codes, 1)):  # code 0 keeps its old name (the README's picture); with no
                         # continuous code, code 0's grid still has its rows of categories

@@ -7,10 +7,9 @@ The averaged generator is what sample grids, traversals, evaluation, ``gan sampl
 never reads it.
 
 Normalisation statistics cannot be averaged like weights: running means of activations of other weights
-do not fit the averaged ones (on InfoGAN, averaging them gave a Frechet distance of 165, copying the live
-ones 112, against 28 re-estimated). So before the average is used or saved, its batch-norm statistics are
-estimated afresh on prior batches, BigGAN's "standing statistics" (a virtual batch norm's reference batch
-is re-run by the same training-mode passes).
+do not fit the averaged ones, and averaged or copied live statistics spoiled InfoGAN's samples. So before the
+average is used or saved, its batch-norm statistics are estimated afresh on prior batches, BigGAN's "standing
+statistics" (a virtual batch norm's reference batch is re-run by the same training-mode passes).
 """
 
 from __future__ import annotations
@@ -43,10 +42,12 @@ class WeightAverage:
         self.decay, self.start = decay, start
         self.sampler, self.batch_size, self.batches, self.seed = sampler, batch_size, batches, seed
         self.copies: dict[str, nn.Module] = {"generator": deepcopy(generator).requires_grad_(False)}
-        # (average, live) parameter pairs, found once: loading a checkpoint copies into them in place.
-        pairs = dict(generator.named_parameters())
-        self._avg = [p for _, p in self.copies["generator"].named_parameters()]
-        self._src = [pairs[n] for n, _ in self.copies["generator"].named_parameters()]
+        # (average, live) parameter pairs, found once: optimizer steps and checkpoint loads write them in place.
+        g, live = self.copies["generator"], dict(generator.named_parameters())
+        self._avg = [p for _, p in g.named_parameters()]
+        self._src = [live[n].detach() for n, _ in g.named_parameters()]
+        self._norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self._stateful = bool(self._norms) or any(isinstance(m, VirtualBatchNorm) for m in g.modules())
         self.step = 0
         self._norms_at: int | None = None  # the step whose weights the statistics were estimated for
 
@@ -54,18 +55,16 @@ class WeightAverage:
     def update(self, step: int) -> None:
         """Fold in the live weights after G step ``step`` (counted from 1)."""
         weight = 1.0 if step <= self.start else 1.0 - self.decay
-        torch._foreach_lerp_(self._avg, [p.detach() for p in self._src], weight)
+        torch._foreach_lerp_(self._avg, self._src, weight)
         self.step = step
 
     @torch.no_grad()
     def refresh_norms(self, force: bool = False) -> None:
         """Estimate the average's batch-norm statistics for its current weights (a no-op without norm layers,
         or when they are already current unless ``force``); the global RNG is left as it was."""
-        g = self.copies["generator"]
-        norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        stateful = norms or any(isinstance(m, VirtualBatchNorm) for m in g.modules())
-        if not stateful or (self._norms_at == self.step and not force):
+        if not self._stateful or (self._norms_at == self.step and not force):
             return
+        g, norms = self.copies["generator"], self._norms
         device = next(g.parameters()).device
         momenta = [m.momentum for m in norms]
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout, noise layers

@@ -63,7 +63,7 @@ class TrainState:
     labelled: tuple[Tensor, Tensor] | None = None  # the labelled subset (x, y), whole on every process
     rollbacks: int = 0  # NaN rollbacks so far (saved, so --max-rollbacks and the LR factor survive a resume)
     world: World = SINGLE  # this process's place among data-parallel processes
-    average: WeightAverage | None = None  # train.ema: the averaged generator-group weights
+    average: WeightAverage | None = None  # train.ema: the averaged generator
 
     @property
     def latent_specs(self) -> tuple[LatentSpec, ...]:
@@ -220,7 +220,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     if cfg["train"]["channels_last"] and data_info.get("kind") == "image":
         for m in nets.named().values():
             m.to(memory_format=torch.channels_last)
-    if cfg["train"]["ema"] and data is not None:  # before compiling: the copies only ever run in eval
+    if cfg["train"]["ema"] and data is not None:  # before compiling: the copy runs eagerly, outside training
         t = cfg["train"]
         state.average = WeightAverage(nets.generator, t["ema"], sampler=sampler, batch_size=t["batch_size"],
                                       start=t["ema_start"], seed=cfg["seed"])
