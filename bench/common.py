@@ -22,7 +22,10 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {torch.get_num_threads()} torch threads{gpu}; torch {torch.__version__}"
+    # the kernels torch picks for this CPU (AVX2, AVX512, ...) set the order of floating-point sums, and with it a
+    # seed's figures: a run repeats on the same capability and thread count, not across them
+    simd = torch.backends.cpu.get_cpu_capability()
+    return f"{cpu} ({simd}), {torch.get_num_threads()} torch threads{gpu}; torch {torch.__version__}"
 
 
 def mean_sd(xs: list[float], fmt: str = ".3f", scale: float = 1.0) -> str:
