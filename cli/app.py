@@ -157,6 +157,8 @@ def sample(
     traverse: Annotated[bool, typer.Option(help="A latent traversal instead: rows are the categories of code 0, "
                                                 "columns sweep one continuous code from -2 to 2.")] = False,
     code: Annotated[int, typer.Option(help="With --traverse: the continuous code to sweep.")] = 0,
+    live: Annotated[bool, typer.Option(help="A run trained with train.ema: use its last step's weights, not G's "
+                                           "average.")] = False,
 ) -> None:
     """Sample a grid from a run (PyTorch) or an exported ONNX model (onnxruntime)."""
     from gancore.sampling import sample as do_sample
@@ -164,7 +166,7 @@ def sample(
     if code and not traverse:
         fail("--code picks the continuous code a traversal sweeps; add --traverse")
     res = do_sample(target, n=n, out=out, seed=seed, device=device, checkpoint=checkpoint,
-                    traverse=code if traverse else None, default_out=Path("grid.png"))
+                    traverse=code if traverse else None, default_out=Path("grid.png"), live=live)
     if res.texts is not None:
         if res.out is None:
             typer.echo("\n".join(res.texts))
@@ -184,11 +186,13 @@ def export(
     out: Annotated[Path | None, typer.Option(help="Folder to write (default exported/<run>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to export (default: latest).")] = None,
+    live: Annotated[bool, typer.Option(help="A run trained with train.ema: use its last step's weights, not G's "
+                                           "average.")] = False,
 ) -> None:
     """Export a run's generator (and any extra models its plugin declares), parity-checked."""
     from gancore.export import FORMATS, export_run
 
-    dest = export_run(run, format_ or ["onnx"], out=out, force=force, checkpoint=checkpoint)
+    dest = export_run(run, format_ or ["onnx"], out=out, force=force, checkpoint=checkpoint, live=live)
     card = json.loads((dest / "card.json").read_text())
     for m in card["models"].values():
         for fmt in FORMATS:
@@ -204,13 +208,18 @@ def eval_(
     metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (default: all that fit).")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to evaluate (default: latest).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    live: Annotated[bool, typer.Option(help="A run trained with train.ema: use its last step's weights, not G's "
+                                           "average.")] = False,
 ) -> None:
     """Score a run with the registered metrics that fit its data and plugin; writes eval/ JSON and curves.png."""
     from gancore.evaluate import OnnxSource, applicable, evaluate, table, write_report
     from gancore.plots import curves
     from gancore.runs import open_run
 
-    state = OnnxSource(run) if run.suffix == ".onnx" else open_run(run, checkpoint=checkpoint, device=device)
+    if live and run.suffix == ".onnx":
+        fail(f"--live picks a run folder's last-step weights; {run} holds one set of weights (its card says which)")
+    state = OnnxSource(run) if run.suffix == ".onnx" else open_run(run, checkpoint=checkpoint, device=device,
+                                                                   live=live)
     skipped: dict[str, str] = {}
     metrics = applicable(state, metric, skipped)
     for name, why in skipped.items():

@@ -216,8 +216,9 @@ def export_torchscript(model: ExportModel, path: Path) -> dict[str, Any]:
 
 
 def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str | Path | None = None,
-               force: bool = False, checkpoint: str | None = None) -> Path:
-    """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder."""
+               force: bool = False, checkpoint: str | None = None, live: bool = False) -> Path:
+    """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder. ``live``: a run
+    trained with ``train.ema`` is exported with its last step's weights rather than G's average."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
@@ -226,12 +227,13 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     if dest.exists() and not force:
         raise ExportError(f"{dest} already exists and is not overwritten; pass --force to replace it, "
                           f"or --out to choose another folder")
-    state = open_run(run, checkpoint=checkpoint, device="cpu")
+    state = open_run(run, checkpoint=checkpoint, device="cpu", live=live)
     models = {"generator": generator_model(state)}
     for extra in state.manager.hook.gan_export_extra(state=state):
         models.update(extra or {})
     common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
-              "step": state.step, "ema": state.config["train"]["ema"],  # >0: the averaged weights were exported
+              "step": state.step, "ema": state.config["train"]["ema"],
+              "weights": "averaged" if state.config["train"]["ema"] and not live else "live",
               "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
 
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"

@@ -81,8 +81,11 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
 
 
 def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: str | None = None,
-             device: str | None = None) -> TrainState:
-    """Rebuild a run from its folder and load a checkpoint's weights (the latest unless ``checkpoint`` names one)."""
+             device: str | None = None, live: bool = False) -> TrainState:
+    """Rebuild a run from its folder and load a checkpoint's weights (the latest unless ``checkpoint`` names one).
+
+    A run trained with ``train.ema`` is used through G's average; ``live`` takes its last step's weights instead
+    (and drops the average, so evaluation does not swap it back in)."""
     path = Path(run)
     mgr = mgr or get_manager()
     cfg = load_run_config(path, mgr, device=device)
@@ -90,7 +93,9 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
     state = build_state(mgr, cfg, data_info=meta["data"])
     state.run_dir = path
     ckpt = pick_checkpoint(path, checkpoint)
-    load_weights(state, ckpt, averaged=True)  # a run trained with train.ema is used through its average
+    load_weights(state, ckpt, averaged=not live)
+    if live:
+        state.average = None
     state.step = int(ckpt.name.split("-")[1])
     for m in state.nets.named().values():
         m.eval()

@@ -134,17 +134,21 @@ class SampleResult:
 
 def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, seed: int = 0,
            device: str = "auto", checkpoint: str | None = None, traverse: int | None = None,
-           default_out: str | Path | None = None) -> SampleResult:
+           default_out: str | Path | None = None, live: bool = False) -> SampleResult:
     """Sample ``n`` items from a run folder or a ``.onnx`` file; write a PNG grid to ``out`` if given.
 
     A sequence model's samples are decoded to text (``texts``), and ``out`` gets them one per line.
     ``default_out`` is the grid an image model writes when ``out`` is None.
 
     With ``traverse=i``, draw a traversal grid of continuous code ``i`` instead (see :func:`traversal_latent`).
+    ``live``: a run trained with ``train.ema`` is sampled from its last step's weights, not G's average.
     """
     if n < 1:
         raise ExportError(f"-n must be >= 1, got {n}")
     target = Path(target)
+    if live and target.suffix == ".onnx":
+        raise ExportError(f"--live picks a run folder's last-step weights; {target} holds one set of weights "
+                          f"(its card says which); sample a run folder instead")
     nrow = None
     if target.suffix == ".onnx":
         from gancore.deploy import OnnxModel
@@ -163,7 +167,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     else:
         from gancore.runs import open_run
 
-        state = open_run(target, checkpoint=checkpoint, device=None if device == "auto" else device)
+        state = open_run(target, checkpoint=checkpoint, device=None if device == "auto" else device, live=live)
         if traverse is not None:
             x, nrow = traversal_images(state, traverse, seed=seed)
         else:

@@ -174,3 +174,31 @@ def test_loading_a_checkpoint_restores_the_average_as_a_nan_rollback_needs():
     load_checkpoint(state, ckpt)
     for k, v in g.state_dict().items():
         assert torch.equal(v, saved[f"ema.generator.{k}"])
+
+
+def test_live_takes_the_last_steps_weights_for_sample_eval_and_export(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    state = train(prepare("dcgan", tiny(train={"ema": 0.5}), out="runs/live"), progress=False)
+    live, avg = _generator_weight(state), next(state.average.copies["generator"].parameters()).detach()
+    reopened = open_run(state.run_dir, live=True)
+    assert reopened.average is None and torch.equal(_generator_weight(reopened), live)
+    with averaged(reopened):  # nothing to swap in: evaluation scores the live weights
+        assert torch.equal(_generator_weight(reopened), live)
+    assert torch.equal(_generator_weight(open_run(state.run_dir)), avg) and not torch.equal(avg, live)
+    cards = {w: json.loads((export_run(state.run_dir, out=f"exp-{w}", live=w == "live") / "card.json").read_text())
+             for w in ("live", "averaged")}
+    assert {w: (c["weights"], c["ema"]) for w, c in cards.items()} == {"live": ("live", 0.5),
+                                                                       "averaged": ("averaged", 0.5)}
+    runner = CliRunner()
+    grids = {}
+    for flag in ([], ["--live"]):
+        out = tmp_path / f"grid{len(flag)}.png"
+        res = runner.invoke(app, ["sample", str(state.run_dir), "-n", "4", "-o", str(out), *flag])
+        assert res.exit_code == 0, res.output
+        grids[len(flag)] = out.read_bytes()
+    assert grids[0] != grids[1]
+    res = runner.invoke(app, ["eval", "exp-live/generator.onnx", "--live"])
+    assert res.exit_code == 2 and "--live picks a run folder" in res.output
