@@ -234,8 +234,8 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
                 raise DataError(f"data.labels_per_class={per_class} needs a labelled dataset")
             idx = balanced_labels(data.y, per_class, cfg["seed"])
             state.labelled = (to_device(data.x[idx], device, cfg), data.y[idx].to(device))
+        distributed.shard_batch(cfg["train"]["batch_size"], world)  # refused here, before a run folder exists
         if world.active:  # each process trains on its own slice of the examples
-            distributed.shard_batch(cfg["train"]["batch_size"], world)
             data.x, data.y = data.x[world.rank::world.size], (data.y[world.rank::world.size]
                                                                if data.y is not None else None)
         data.x = to_device(data.x, device, cfg)
