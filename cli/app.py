@@ -29,6 +29,10 @@ app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty
                   help="gancore: train GANs from plugins, export them to ONNX, sample anywhere.")
 
 
+# sample, eval and export: a train.ema run's last-step weights in place of G's average
+Live = Annotated[bool, typer.Option(help="A run trained with train.ema: use its last step's weights, not G's average.")]
+
+
 def fail(msg: str, code: int = 2) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(code)
@@ -157,8 +161,7 @@ def sample(
     traverse: Annotated[bool, typer.Option(help="A latent traversal instead: rows are the categories of code 0, "
                                                 "columns sweep one continuous code from -2 to 2.")] = False,
     code: Annotated[int, typer.Option(help="With --traverse: the continuous code to sweep.")] = 0,
-    live: Annotated[bool, typer.Option(help="A run trained with train.ema: use its last step's weights, not G's "
-                                           "average.")] = False,
+    live: Live = False,
 ) -> None:
     """Sample a grid from a run (PyTorch) or an exported ONNX model (onnxruntime)."""
     from gancore.sampling import sample as do_sample
@@ -186,8 +189,7 @@ def export(
     out: Annotated[Path | None, typer.Option(help="Folder to write (default exported/<run>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to export (default: latest).")] = None,
-    live: Annotated[bool, typer.Option(help="A run trained with train.ema: use its last step's weights, not G's "
-                                           "average.")] = False,
+    live: Live = False,
 ) -> None:
     """Export a run's generator (and any extra models its plugin declares), parity-checked."""
     from gancore.export import FORMATS, export_run
@@ -208,8 +210,7 @@ def eval_(
     metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (default: all that fit).")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to evaluate (default: latest).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    live: Annotated[bool, typer.Option(help="A run trained with train.ema: use its last step's weights, not G's "
-                                           "average.")] = False,
+    live: Live = False,
 ) -> None:
     """Score a run with the registered metrics that fit its data and plugin; writes eval/ JSON and curves.png."""
     from gancore.evaluate import OnnxSource, applicable, evaluate, table, write_report
