@@ -216,9 +216,9 @@ def eval_(
     from gancore.evaluate import OnnxSource, applicable, evaluate, table, write_report
     from gancore.plots import curves
     from gancore.runs import open_run
+    from gancore.sampling import refuse_live_for_model
 
-    if live and run.suffix == ".onnx":
-        fail(f"--live picks a run folder's last-step weights; {run} holds one set of weights (its card says which)")
+    refuse_live_for_model(run, live)
     state = OnnxSource(run) if run.suffix == ".onnx" else open_run(run, checkpoint=checkpoint, device=device,
                                                                    live=live)
     skipped: dict[str, str] = {}

@@ -84,8 +84,8 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
              device: str | None = None, live: bool = False) -> TrainState:
     """Rebuild a run from its folder and load a checkpoint's weights (the latest unless ``checkpoint`` names one).
 
-    A run trained with ``train.ema`` is used through G's average; ``live`` takes its last step's weights instead
-    (and drops the average, so evaluation does not swap it back in)."""
+    A run trained with ``train.ema`` is used through G's average, loaded into G itself (the state keeps no
+    separate average); ``live`` takes its last step's weights instead."""
     path = Path(run)
     mgr = mgr or get_manager()
     cfg = load_run_config(path, mgr, device=device)
@@ -94,8 +94,6 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
     state.run_dir = path
     ckpt = pick_checkpoint(path, checkpoint)
     load_weights(state, ckpt, averaged=not live)
-    if live:
-        state.average = None
     state.step = int(ckpt.name.split("-")[1])
     for m in state.nets.named().values():
         m.eval()

@@ -132,6 +132,13 @@ class SampleResult:
     texts: list[str] | None = None  # decoded samples of a sequence model
 
 
+def refuse_live_for_model(target: Path, live: bool) -> None:
+    """``--live`` (a run's last-step weights in place of G's average) needs a run folder, not an exported model."""
+    if live and target.suffix == ".onnx":
+        raise ExportError(f"--live picks a run folder's last-step weights; {target} holds one set of weights "
+                          f"(its card says which); give the run folder instead")
+
+
 def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, seed: int = 0,
            device: str = "auto", checkpoint: str | None = None, traverse: int | None = None,
            default_out: str | Path | None = None, live: bool = False) -> SampleResult:
@@ -146,9 +153,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     if n < 1:
         raise ExportError(f"-n must be >= 1, got {n}")
     target = Path(target)
-    if live and target.suffix == ".onnx":
-        raise ExportError(f"--live picks a run folder's last-step weights; {target} holds one set of weights "
-                          f"(its card says which); sample a run folder instead")
+    refuse_live_for_model(target, live)
     nrow = None
     if target.suffix == ".onnx":
         from gancore.deploy import OnnxModel
