@@ -29,8 +29,8 @@ app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty
                   help="gancore: train GANs from plugins, export them to ONNX, sample anywhere.")
 
 
-# sample, eval and export: a train.ema run's last-step weights in place of G's average
-Live = Annotated[bool, typer.Option(help="A run trained with train.ema: use its last step's weights, not G's average.")]
+# sample, eval and export: a train.ema run's last-step weights in place of the networks' averages
+Live = Annotated[bool, typer.Option(help="A run trained with train.ema: use its last-step weights, not the averages.")]
 
 
 def fail(msg: str, code: int = 2) -> None:

@@ -1,15 +1,17 @@
-"""Weight averaging: an exponential moving average (EMA) of the generator's weights.
+"""Weight averaging: an exponential moving average (EMA) of the generator's weights, and of other networks'.
 
 GAN weights jitter from step to step as G chases D; where they do, an average over the last thousand or so
 steps draws cleaner samples than the last step's weights (Karras et al. 2018; Yazici et al. 2019; Brock et al.
 2019). Where G is still improving steadily the average lags it (bench/averaging.py measures both).
 The averaged generator is what sample grids, traversals, evaluation, ``gan sample`` and export use; training
-never reads it.
+never reads it. ``train.ema_nets`` can add other networks: an averaged classifier (ssgan's D) scores about a
+point above its last step's weights (Polyak averaging; the mean teacher's model, Tarvainen and Valpola 2017).
 
 Normalisation statistics cannot be averaged like weights: running means of activations of other weights
 do not fit the averaged ones, and averaged or copied live statistics spoiled InfoGAN's samples. So before the
 average is used or saved, its batch-norm statistics are estimated afresh on prior batches, BigGAN's "standing
-statistics" (a virtual batch norm's reference batch is re-run by the same training-mode passes).
+statistics" (a virtual batch norm's reference batch is re-run by the same training-mode passes). Other
+networks have no prior to draw their inputs from, so ``check_averageable`` refuses them when they hold such layers.
 """
 
 from __future__ import annotations
@@ -23,31 +25,53 @@ import torch
 from torch import Tensor, nn
 
 from gancore.components import Nets, Sampler
+from gancore.errors import ConfigError
 from gancore.layers import VirtualBatchNorm
 
 PREFIX = "ema."  # checkpoint keys of the average: ema.generator.<state-dict key>
 
 
-class WeightAverage:
-    """An averaged copy of the generator.
+def _has_norm_statistics(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm | VirtualBatchNorm) for m in module.modules())
 
-    Before step ``start`` the copy follows the live weights exactly; from then on each G step moves it a
-    ``1 - decay`` share of the way towards them. Its normalisation statistics are re-estimated on
-    ``batches`` batches of ``batch_size`` prior draws (a private, fixed RNG) whenever it is used or saved
+
+def check_averageable(nets: Nets, roles: list[str]) -> None:
+    """Refuse ``train.ema_nets`` entries that name no network of the run, or a network other than G that holds
+    batch-norm statistics (they could only be copied from the live weights, which spoils them)."""
+    named = nets.named()
+    for role in roles:
+        if role not in named:
+            raise ConfigError(f"train.ema_nets: this run has no network {role!r}; its networks are "
+                              f"{', '.join(named)}")
+        if role != "generator" and _has_norm_statistics(named[role]):
+            raise ConfigError(f"train.ema_nets: the {role} has batch-norm layers, whose statistics cannot be "
+                              f"averaged or re-estimated without data; leave it out of train.ema_nets")
+
+
+class WeightAverage:
+    """Averaged copies of networks, by role (the generator, and any others ``train.ema_nets`` names).
+
+    Before step ``start`` the copies follow the live weights exactly; from then on each G step moves them a
+    ``1 - decay`` share of the way towards them. The generator copy's normalisation statistics are re-estimated
+    on ``batches`` batches of ``batch_size`` prior draws (a private, fixed RNG) whenever it is used or saved
     after a step that changed it.
     """
 
-    def __init__(self, generator: nn.Module, decay: float, *, sampler: Sampler, batch_size: int,
+    def __init__(self, modules: dict[str, nn.Module], decay: float, *, sampler: Sampler, batch_size: int,
                  start: int = 0, batches: int = 100, seed: int = 0) -> None:
         self.decay, self.start = decay, start
         self.sampler, self.batch_size, self.batches, self.seed = sampler, batch_size, batches, seed
-        self.copies: dict[str, nn.Module] = {"generator": deepcopy(generator).requires_grad_(False)}
+        self.copies: dict[str, nn.Module] = {role: deepcopy(m).requires_grad_(False) for role, m in modules.items()}
         # (average, live) parameter pairs, found once: optimizer steps and checkpoint loads write them in place.
-        g, live = self.copies["generator"], dict(generator.named_parameters())
-        self._avg = [p for _, p in g.named_parameters()]
-        self._src = [live[n].detach() for n, _ in g.named_parameters()]
-        self._norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        self._stateful = bool(self._norms) or any(isinstance(m, VirtualBatchNorm) for m in g.modules())
+        self._avg: list[Tensor] = []
+        self._src: list[Tensor] = []
+        for role, copy in self.copies.items():
+            live = dict(modules[role].named_parameters())
+            self._avg += [p for _, p in copy.named_parameters()]
+            self._src += [live[n].detach() for n, _ in copy.named_parameters()]
+        g = self.copies.get("generator")
+        self._norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if g else []
+        self._stateful = g is not None and _has_norm_statistics(g)
         self.step = 0
         self._norms_at: int | None = None  # the step whose weights the statistics were estimated for
 
@@ -82,7 +106,7 @@ class WeightAverage:
         self._norms_at = self.step
 
     def state_tensors(self) -> dict[str, Tensor]:
-        """The averaged weights as checkpoint tensors, keyed ``ema.generator.<key>``."""
+        """The averaged weights as checkpoint tensors, keyed ``ema.<role>.<key>``."""
         self.refresh_norms()
         return {f"{PREFIX}{role}.{k}": v.detach().cpu().contiguous()
                 for role, m in self.copies.items() for k, v in m.state_dict().items()}
@@ -93,18 +117,27 @@ class WeightAverage:
 
     @contextmanager
     def swapped_in(self, nets: Nets) -> Iterator[None]:
-        """The averaged generator stands in for the live one in ``nets`` for the block."""
+        """The averaged networks stand in for the live ones in ``nets`` for the block."""
         self.refresh_norms()
-        live = nets.generator
-        nets.generator = self.copies["generator"]
+        live = nets.named()
+        for role, copy in self.copies.items():
+            _put(nets, role, copy)
         try:
             yield
         finally:
-            nets.generator = live
+            for role in self.copies:
+                _put(nets, role, live[role])
+
+
+def _put(nets: Nets, role: str, module: nn.Module) -> None:
+    if role in ("generator", "discriminator"):
+        setattr(nets, role, module)
+    else:
+        nets.extra[role] = module
 
 
 def averaged(state: Any) -> AbstractContextManager[None]:
-    """A training state's averaged generator in place of its live one for the block, if it has one
-    (``train.ema``); otherwise the live one, unchanged."""
+    """A training state's averaged networks in place of its live ones for the block, if it has them
+    (``train.ema``); otherwise the live ones, unchanged."""
     average = getattr(state, "average", None)
     return average.swapped_in(state.nets) if average is not None else nullcontext()

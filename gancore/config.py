@@ -24,7 +24,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,9 +59,11 @@ class TrainConfig:
     compile: bool = False  # torch.compile every network: opt-in, compiling costs time up front
     autocast: Literal["off", "bf16"] = "off"  # bf16 mixed precision for forward passes (weights, Adam stay fp32)
     # >0: sample, evaluate and export an exponential moving average of G's weights (gancore.averaging), e.g.
-    # 0.999; ema_start: the average follows the live weights until this step, then starts averaging.
+    # 0.999; ema_start: the average follows the live weights until this step, then starts averaging;
+    # ema_nets: the networks averaged, by role (e.g. ["generator", "discriminator"] for an averaged classifier).
     ema: float = 0.0
     ema_start: int = 0
+    ema_nets: list[str] = field(default_factory=lambda: ["generator"])
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "checkpoint_every",
@@ -80,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"train.ema must be in [0, 1) (0 turns weight averaging off), got {self.ema}")
         if self.ema_start < 0:
             raise ValueError(f"train.ema_start must be >= 0, got {self.ema_start}")
+        if not self.ema_nets or len(set(self.ema_nets)) != len(self.ema_nets):
+            raise ValueError(f"train.ema_nets must name one or more networks, each once, got {self.ema_nets}")
         if self.eval_every < 0:
             raise ValueError(f"train.eval_every must be >= 0, got {self.eval_every}")
         if self.max_rollbacks < 0:

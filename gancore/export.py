@@ -218,7 +218,7 @@ def export_torchscript(model: ExportModel, path: Path) -> dict[str, Any]:
 def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str | Path | None = None,
                force: bool = False, checkpoint: str | None = None, live: bool = False) -> Path:
     """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder. ``live``: a run
-    trained with ``train.ema`` is exported with its last step's weights rather than G's average."""
+    trained with ``train.ema`` is exported with its last step's weights rather than its networks' averages."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
@@ -234,6 +234,7 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
               "step": state.step, "ema": state.config["train"]["ema"],
               "weights": "averaged" if state.config["train"]["ema"] and not live else "live",
+              "averaged": state.config["train"]["ema_nets"] if state.config["train"]["ema"] and not live else [],
               "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
 
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"

@@ -84,8 +84,8 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
              device: str | None = None, live: bool = False) -> TrainState:
     """Rebuild a run from its folder and load a checkpoint's weights (the latest unless ``checkpoint`` names one).
 
-    A run trained with ``train.ema`` is used through G's average, loaded into G itself (the state keeps no
-    separate average); ``live`` takes its last step's weights instead."""
+    A run trained with ``train.ema`` is used through its averaged networks (``train.ema_nets``), loaded into
+    the networks themselves (the state keeps no separate average); ``live`` takes its last step's weights instead."""
     path = Path(run)
     mgr = mgr or get_manager()
     cfg = load_run_config(path, mgr, device=device)

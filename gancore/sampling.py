@@ -133,7 +133,7 @@ class SampleResult:
 
 
 def refuse_live_for_model(target: Path, live: bool) -> None:
-    """``--live`` (a run's last-step weights in place of G's average) needs a run folder, not an exported model."""
+    """``--live`` (a run's last-step weights in place of the averages) needs a run folder, not an exported model."""
     if live and target.suffix == ".onnx":
         raise ExportError(f"--live picks a run folder's last-step weights; {target} holds one set of weights "
                           f"(its card says which); give the run folder instead")

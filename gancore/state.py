@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from gancore import distributed
-from gancore.averaging import WeightAverage
+from gancore.averaging import WeightAverage, check_averageable
 from gancore.components import Batch, DOut, LatentSpec, Loss, Nets, Regularizer, Sampler, TensorData
 from gancore.distributed import SINGLE, World
 from gancore.errors import ConfigError, DataError, GanError
@@ -63,7 +63,7 @@ class TrainState:
     labelled: tuple[Tensor, Tensor] | None = None  # the labelled subset (x, y), whole on every process
     rollbacks: int = 0  # NaN rollbacks so far (saved, so --max-rollbacks and the LR factor survive a resume)
     world: World = SINGLE  # this process's place among data-parallel processes
-    average: WeightAverage | None = None  # train.ema: the averaged generator
+    average: WeightAverage | None = None  # train.ema: the averaged networks
 
     @property
     def latent_specs(self) -> tuple[LatentSpec, ...]:
@@ -202,6 +202,8 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
             raise ConfigError(f"regularizers.{name}: {why}")
 
     t = cfg["train"]
+    if t["ema"]:
+        check_averageable(nets, t["ema_nets"])
     # fused: one kernel for the whole update instead of several per tensor (CPU and CUDA alike).
     opt_g = torch.optim.Adam(nets.parameters_of("generator"), lr=t["lr_g"], betas=(t["beta1"], t["beta2"]),
                              fused=True)
@@ -222,8 +224,9 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
             m.to(memory_format=torch.channels_last)
     if cfg["train"]["ema"] and data is not None:  # before compiling: the copy runs eagerly, outside training
         t = cfg["train"]
-        state.average = WeightAverage(nets.generator, t["ema"], sampler=sampler, batch_size=t["batch_size"],
-                                      start=t["ema_start"], seed=cfg["seed"])
+        state.average = WeightAverage({role: nets.named()[role] for role in t["ema_nets"]}, t["ema"],
+                                      sampler=sampler, batch_size=t["batch_size"], start=t["ema_start"],
+                                      seed=cfg["seed"])
     if cfg["train"]["compile"] and data is not None:
         for m in nets.named().values():
             m.compile()  # in place: state_dict keys, attributes and hooks stay those of the module

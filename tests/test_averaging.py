@@ -7,12 +7,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gancore.averaging import WeightAverage, averaged
+from gancore.averaging import WeightAverage, averaged, check_averageable
 from gancore.builtin.samplers import NoiseConfig, NormalSampler
 from gancore.checkpoint import list_checkpoints, load_checkpoint
 from gancore.components import Nets
 from gancore.config import TrainConfig
-from gancore.errors import CheckpointError
+from gancore.errors import CheckpointError, ConfigError
 from gancore.evaluate import evaluate
 from gancore.export import export_run
 from gancore.loop import prepare, prepare_resume, train
@@ -37,7 +37,8 @@ def _average(decay: float, start: int = 0, batches: int = 3) -> tuple[Nets, Weig
     nets = Nets(generator=_G(), discriminator=nn.Linear(1, 1), extra={"encoder": nn.Linear(1, 1)},
                 groups={"encoder": "generator"})
     sampler = NormalSampler(NoiseConfig(dim=1))
-    return nets, WeightAverage(nets.generator, decay, sampler=sampler, batch_size=4, start=start, batches=batches)
+    return nets, WeightAverage({"generator": nets.generator}, decay, sampler=sampler, batch_size=4, start=start,
+                               batches=batches)
 
 
 def _w(m: nn.Module) -> float:
@@ -101,6 +102,36 @@ def test_swapped_in_replaces_the_generator_and_puts_it_back_after_an_error():
         assert nets.extra["encoder"] is live["encoder"] and nets.discriminator is live["discriminator"]
         raise RuntimeError("boom")
     assert nets.named() == live
+
+
+def test_ema_nets_averages_each_network_it_names_and_swaps_them_all_in():
+    nets = Nets(generator=_G(), discriminator=nn.Linear(1, 1, bias=False), extra={"encoder": nn.Linear(1, 1)},
+                groups={"encoder": "generator"})
+    nn.init.constant_(nets.discriminator.weight, 1.0)
+    avg = WeightAverage({"generator": nets.generator, "discriminator": nets.discriminator}, 0.75,
+                        sampler=NormalSampler(NoiseConfig(dim=1)), batch_size=4)
+    with torch.no_grad():
+        nets.discriminator.weight.fill_(5.0)
+    avg.update(1)
+    assert avg.copies["discriminator"].weight.item() == pytest.approx(0.75 * 1.0 + 0.25 * 5.0)
+    assert _w(avg.copies["generator"]) == 1.0  # G's live weights did not move
+    live = dict(nets.named())
+    with avg.swapped_in(nets):
+        assert nets.discriminator is avg.copies["discriminator"] and nets.generator is avg.copies["generator"]
+        assert nets.extra["encoder"] is live["encoder"]
+    assert nets.named() == live
+
+
+def test_ema_nets_refuses_an_unknown_network_and_one_whose_batch_norm_cannot_be_averaged():
+    for bad in ([], ["generator", "generator"]):
+        with pytest.raises(ValueError, match=r"train\.ema_nets must name one or more networks, each once"):
+            TrainConfig(ema_nets=bad)
+    nets = Nets(generator=_G(), discriminator=nn.Sequential(nn.Linear(1, 1), nn.BatchNorm1d(1)))
+    with pytest.raises(ConfigError, match="no network 'critic'; its networks are generator, discriminator"):
+        check_averageable(nets, ["generator", "critic"])
+    with pytest.raises(ConfigError, match=r"the discriminator has batch-norm layers.*leave it out of train\.ema_nets"):
+        check_averageable(nets, ["discriminator"])
+    check_averageable(nets, ["generator"])  # G's statistics are re-estimated on prior draws
 
 
 def test_bad_settings_are_refused():
@@ -190,8 +221,8 @@ def test_live_takes_the_last_steps_weights_for_sample_eval_and_export(tmp_path):
     assert torch.equal(_generator_weight(open_run(state.run_dir)), avg) and not torch.equal(avg, live)
     cards = {w: json.loads((export_run(state.run_dir, out=f"exp-{w}", live=w == "live") / "card.json").read_text())
              for w in ("live", "averaged")}
-    assert {w: (c["weights"], c["ema"]) for w, c in cards.items()} == {"live": ("live", 0.5),
-                                                                       "averaged": ("averaged", 0.5)}
+    assert {w: (c["weights"], c["ema"], c["averaged"]) for w, c in cards.items()} == {
+        "live": ("live", 0.5, []), "averaged": ("averaged", 0.5, ["generator"])}
     runner = CliRunner()
     grids = {}
     for flag in ([], ["--live"]):

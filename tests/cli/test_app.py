@@ -87,6 +87,8 @@ def test_config_file(tmp_path):
         (["--plugin", "dcgan", "--set", "data.limit=4", "--batch-size", "8"],
          r"batch_size 8 is larger than the dataset"),
         (["--plugin", "dcgan", "--batch-size", "1"], r"batch_size 1 must divide .* at least 2 examples each"),
+        (["--plugin", "dcgan", "--set", "train.ema=0.9", "--set", 'train.ema_nets=["generator","discriminator"]'],
+         r"train\.ema_nets: the discriminator has batch-norm layers"),
         (["--plugin", "gan2d", "--set", "discriminator.pack=3", "--batch-size", "8", "--set", "data.points=64"],
          r"does not divide into packs of 3"),
         (["--resume", "runs/none"], r"not a gancore run folder"),
