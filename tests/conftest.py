@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import sys
 import textwrap
 from pathlib import Path
@@ -19,6 +20,11 @@ TINY: dict[str, Any] = {
     "generator": {"width": 8},
     "discriminator": {"width": 8},
 }
+
+
+# The optional extra gancore[fid] (in [dev], so CI has it): tests of its weights file need it installed.
+needs_fidelity = pytest.mark.skipif(importlib.util.find_spec("torch_fidelity") is None,
+                                    reason="needs the optional extra gancore[fid] (torch-fidelity)")
 
 
 def tiny(**over: Any) -> dict[str, Any]:

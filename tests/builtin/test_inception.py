@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gancore.builtin import inception
+from tests.conftest import needs_fidelity
 
 
 def test_kid_of_a_set_against_itself_is_about_zero_and_grows_with_a_shift():
@@ -32,6 +33,7 @@ def test_kid_matches_the_unbiased_mmd_written_out():
     assert kid == pytest.approx(float(xx + yy - 2 * xy)) and sd == 0.0
 
 
+@needs_fidelity
 def test_missing_weights_name_the_path_the_url_and_the_variable(monkeypatch, tmp_path):
     monkeypatch.setenv(inception.ENV, str(tmp_path / "w.pth"))
     why = inception.unavailable()
@@ -49,6 +51,7 @@ class Payload:
     pass
 
 
+@needs_fidelity
 def test_a_weights_file_holding_more_than_tensors_is_refused(monkeypatch, tmp_path):
     path = tmp_path / "w.pth"
     torch.save({"conv.weight": Payload()}, path)

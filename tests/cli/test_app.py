@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from gancore.builtin import inception
 from gancore_cli.app import app
+from tests.conftest import needs_fidelity
 
 TINY_SETS = ["--device", "cpu", "--set", "data.limit=64", "--set", "generator.width=8",
              "--set", "discriminator.width=8",
@@ -142,10 +144,11 @@ def test_eval_of_a_dcgan_run_prints_figures_beside_their_ceilings(trained_run, m
     assert len(rows["fashion-quality/frechet"]) == 2 and len(rows["fashion-quality/score"]) == 2
     assert float(rows["fashion-quality/frechet"][0]) > float(rows["fashion-quality/frechet"][1])
     assert (trained_run / "curves.png").exists()
-    # the optional Inception FID/KID is skipped here (no weights offline), with a note saying why
-    assert "inception-fid: skipped; FID/KID need the Inception-v3 weights" in res.stderr
+    # the optional Inception FID/KID is skipped here (no weights offline, or no extra), with a note saying why
+    assert f"inception-fid: skipped; {inception.unavailable()}" in res.stderr
 
 
+@needs_fidelity
 def test_eval_of_a_metric_that_cannot_run_here_says_what_is_missing(trained_run, monkeypatch, tmp_path):
     monkeypatch.setenv("GANCORE_INCEPTION_WEIGHTS", str(tmp_path / "nowhere.pth"))
     one_line_error(gan("eval", trained_run, "--metric", "inception-fid"),
