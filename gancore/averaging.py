@@ -10,8 +10,8 @@ point above its last step's weights (Polyak averaging; the mean teacher's model,
 Normalisation statistics cannot be averaged like weights: running means of activations of other weights
 do not fit the averaged ones, and averaged or copied live statistics spoiled InfoGAN's samples. So before the
 average is used or saved, its batch-norm statistics are estimated afresh on prior batches, BigGAN's "standing
-statistics" (a virtual batch norm's reference batch is re-run by the same training-mode passes). Other
-networks have no prior to draw their inputs from, so ``check_averageable`` refuses them when they hold such layers.
+statistics" (a virtual batch norm's reference batch is re-run by the same training-mode passes). The other
+networks' statistics are estimated likewise on real training examples (an encoder's or a discriminator's input).
 """
 
 from __future__ import annotations
@@ -35,26 +35,31 @@ def _has_norm_statistics(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm | VirtualBatchNorm) for m in module.modules())
 
 
-def check_averageable(nets: Nets, roles: list[str]) -> None:
-    """Refuse ``train.ema_nets`` entries that name no network of the run, or a network other than G that holds
-    batch-norm statistics (they could only be copied from the live weights, which spoils them)."""
+def check_averageable(nets: Nets, roles: list[str], data: dict[str, Any]) -> None:
+    """Refuse ``train.ema_nets`` entries that name no network of the run, or a network other than G whose
+    batch-norm statistics cannot be re-estimated on real examples alone (copying the live ones spoils them)."""
     named = nets.named()
     for role in roles:
         if role not in named:
             raise ConfigError(f"train.ema_nets: this run has no network {role!r}; its networks are "
                               f"{', '.join(named)}")
-        if role != "generator" and _has_norm_statistics(named[role]):
-            raise ConfigError(f"train.ema_nets: the {role} has batch-norm layers, whose statistics cannot be "
-                              f"averaged or re-estimated without data; leave it out of train.ema_nets")
+        module = named[role]
+        if role == "generator" or not _has_norm_statistics(module):
+            continue
+        if getattr(module, "joint_latent", False) or data.get("kind") not in ("image", "points"):
+            raise ConfigError(f"train.ema_nets: the {role} has batch-norm layers, whose statistics are re-estimated "
+                              f"on real examples, and it does not read real {data.get('kind', 'examples')} "
+                              f"alone; leave it out of train.ema_nets")
 
 
 class WeightAverage:
     """Averaged copies of networks, by role (the generator, and any others ``train.ema_nets`` names).
 
     Before step ``start`` the copies follow the live weights exactly; from then on each G step moves them a
-    ``1 - decay`` share of the way towards them. The generator copy's normalisation statistics are re-estimated
-    on ``batches`` batches of ``batch_size`` prior draws (a private, fixed RNG) whenever it is used or saved
-    after a step that changed it.
+    ``1 - decay`` share of the way towards them. Their normalisation statistics are re-estimated on ``batches``
+    batches of ``batch_size`` inputs drawn with a private, fixed RNG, whenever they are used or saved after a step
+    that changed them: prior draws for the generator, real examples (``real``, set once the run's data is
+    loaded) for the others.
     """
 
     def __init__(self, modules: dict[str, nn.Module], decay: float, *, sampler: Sampler, batch_size: int,
@@ -69,9 +74,9 @@ class WeightAverage:
             live = dict(modules[role].named_parameters())
             self._avg += [p for _, p in copy.named_parameters()]
             self._src += [live[n].detach() for n, _ in copy.named_parameters()]
-        g = self.copies.get("generator")
-        self._norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if g else []
-        self._stateful = g is not None and _has_norm_statistics(g)
+        self._norms = {role: [m for m in c.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+                       for role, c in self.copies.items() if _has_norm_statistics(c)}
+        self.real: Tensor | None = None  # the training examples, for the statistics of networks other than G
         self.step = 0
         self._norms_at: int | None = None  # the step whose weights the statistics were estimated for
 
@@ -84,26 +89,36 @@ class WeightAverage:
 
     @torch.no_grad()
     def refresh_norms(self, force: bool = False) -> None:
-        """Estimate the average's batch-norm statistics for its current weights (a no-op without norm layers,
+        """Estimate the averages' batch-norm statistics for their current weights (a no-op without norm layers,
         or when they are already current unless ``force``); the global RNG is left as it was."""
-        if not self._stateful or (self._norms_at == self.step and not force):
+        if not self._norms or (self._norms_at == self.step and not force):
             return
-        g, norms = self.copies["generator"], self._norms
-        device = next(g.parameters()).device
-        momenta = [m.momentum for m in norms]
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout, noise layers
-            for m in norms:
-                m.reset_running_stats()
-                m.momentum = None  # a plain mean over the batches
-            was = g.training
-            g.train()
-            gen = torch.Generator(device=device).manual_seed(self.seed)
-            for _ in range(self.batches):
-                g(**self.sampler.sample(self.batch_size, gen, device))
-            g.train(was)
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
+        for role, norms in self._norms.items():
+            net = self.copies[role]
+            device = next(net.parameters()).device
+            momenta = [m.momentum for m in norms]
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout, noise layers
+                for m in norms:
+                    m.reset_running_stats()
+                    m.momentum = None  # a plain mean over the batches
+                was = net.training
+                net.train()
+                gen = torch.Generator(device=device).manual_seed(self.seed)
+                for _ in range(self.batches):
+                    if role == "generator":
+                        net(**self.sampler.sample(self.batch_size, gen, device))
+                    else:
+                        net(self._real_batch(gen))
+                net.train(was)
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
         self._norms_at = self.step
+
+    def _real_batch(self, gen: torch.Generator) -> Tensor:
+        if self.real is None:
+            raise RuntimeError("WeightAverage.real must hold the training examples to estimate the statistics of "
+                               "a network other than the generator")
+        return self.real[torch.randint(0, len(self.real), (self.batch_size,), generator=gen, device=gen.device)]
 
     def state_tensors(self) -> dict[str, Tensor]:
         """The averaged weights as checkpoint tensors, keyed ``ema.<role>.<key>``."""

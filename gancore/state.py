@@ -203,7 +203,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
 
     t = cfg["train"]
     if t["ema"]:
-        check_averageable(nets, t["ema_nets"])
+        check_averageable(nets, t["ema_nets"], data_info)
     # fused: one kernel for the whole update instead of several per tensor (CPU and CUDA alike).
     opt_g = torch.optim.Adam(nets.parameters_of("generator"), lr=t["lr_g"], betas=(t["beta1"], t["beta2"]),
                              fused=True)
@@ -244,6 +244,8 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
         data.x = to_device(data.x, device, cfg)
         data.y = data.y.to(device) if data.y is not None else None
         state.data = data
+        if state.average is not None:
+            state.average.real = data.x
         if world.active:
             nets.parallel = {role: distributed.wrap(m, device) for role, m in nets.named().items()}
     return state

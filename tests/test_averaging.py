@@ -122,16 +122,44 @@ def test_ema_nets_averages_each_network_it_names_and_swaps_them_all_in():
     assert nets.named() == live
 
 
-def test_ema_nets_refuses_an_unknown_network_and_one_whose_batch_norm_cannot_be_averaged():
+class _PairD(nn.Sequential):
+    joint_latent = True  # reads (x, z), as BiGAN's D: real examples alone cannot run it
+
+
+def test_ema_nets_refuses_an_unknown_network_and_one_whose_batch_norm_cannot_be_estimated():
     for bad in ([], ["generator", "generator"]):
         with pytest.raises(ValueError, match=r"train\.ema_nets must name one or more networks, each once"):
             TrainConfig(ema_nets=bad)
+    points = {"kind": "points", "shape": [1]}
     nets = Nets(generator=_G(), discriminator=nn.Sequential(nn.Linear(1, 1), nn.BatchNorm1d(1)))
     with pytest.raises(ConfigError, match="no network 'critic'; its networks are generator, discriminator"):
-        check_averageable(nets, ["generator", "critic"])
-    with pytest.raises(ConfigError, match=r"the discriminator has batch-norm layers.*leave it out of train\.ema_nets"):
-        check_averageable(nets, ["discriminator"])
-    check_averageable(nets, ["generator"])  # G's statistics are re-estimated on prior draws
+        check_averageable(nets, ["generator", "critic"], points)
+    check_averageable(nets, ["generator", "discriminator"], points)  # statistics estimated on real points
+    with pytest.raises(ConfigError, match=r"discriminator has batch-norm.*does not read real sequence alone"):
+        check_averageable(nets, ["discriminator"], {"kind": "sequence"})
+    nets.discriminator = _PairD(nn.Linear(1, 1), nn.BatchNorm1d(1))
+    with pytest.raises(ConfigError, match=r"leave it out of train\.ema_nets"):
+        check_averageable(nets, ["discriminator"], points)
+    nets.discriminator = _PairD(nn.Linear(1, 1))  # no statistics: nothing to estimate
+    check_averageable(nets, ["discriminator"], points)
+
+
+def test_a_discriminators_statistics_are_estimated_on_real_examples():
+    d = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
+    nn.init.constant_(d[0].weight, 3.0)
+    avg = WeightAverage({"discriminator": d}, 0.5, sampler=NormalSampler(NoiseConfig(dim=1)), batch_size=4,
+                        batches=2)
+    with pytest.raises(RuntimeError, match="must hold the training examples"):
+        avg.refresh_norms(force=True)
+    avg.real = torch.arange(10.0)[:, None]
+    avg.update(1)
+    avg.refresh_norms()
+    gen = torch.Generator().manual_seed(0)  # the same draws as the estimate's
+    idx = torch.cat([torch.randint(0, 10, (4,), generator=gen) for _ in range(2)]).view(2, 4)
+    acts = 3.0 * idx.double()
+    bn = avg.copies["discriminator"][1]
+    assert bn.running_mean.item() == pytest.approx(acts.mean(1).mean().item(), rel=1e-5)
+    assert bn.running_var.item() == pytest.approx(acts.var(1).mean().item(), rel=1e-5)
 
 
 def test_bad_settings_are_refused():
