@@ -25,6 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_training_args, machine, mean_sd, overrides
 
+from gancore.averaging import WeightAverage, averaged
 from gancore.config import merge
 from gancore.loop import lr_factor, prepare, train
 from gancore.resolve import split_name
@@ -45,7 +46,8 @@ def supervised_only(state, x_test, y_test, seed: int) -> tuple[float, float]:
     """A fresh D of the run's architecture, trained on the run's labelled subset with the run's optimizer.
 
     Returns its test accuracy after the GAN's number of updates, and the best of ten points along the way:
-    with so few labels it overfits, and picking its best point by the test set flatters the reference."""
+    with so few labels it overfits, and picking its best point by the test set flatters the reference. Where the
+    run averages D's weights (``train.ema_nets``), the reference is averaged alike and read through its average."""
     cfg = state.config
     torch.manual_seed(seed)
     d = state.manager.registries.discriminators.build(
@@ -56,6 +58,11 @@ def supervised_only(state, x_test, y_test, seed: int) -> tuple[float, float]:
     lx, ly = state.labelled
     gen = torch.Generator(device=state.device).manual_seed(seed)
     d.train()
+    average = None
+    if t["ema"] and "discriminator" in t["ema_nets"]:
+        average = WeightAverage({"discriminator": d}, t["ema"], sampler=state.sampler, batch_size=t["batch_size"],
+                                start=t["ema_start"])
+    read = average.copies["discriminator"] if average is not None else d
     updates = t["steps"] * t["d_steps"]  # as many D updates as the GAN's, on batches of the same size
     points = []
     for n in range(1, updates + 1):
@@ -66,8 +73,10 @@ def supervised_only(state, x_test, y_test, seed: int) -> tuple[float, float]:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if average is not None and n % t["d_steps"] == 0:  # as the run's: once per G step
+            average.update(n // t["d_steps"])
         if n % max(1, updates // 10) == 0 or n == updates:
-            points.append(accuracy(d, x_test, y_test))
+            points.append(accuracy(read, x_test, y_test))
     return points[-1], max(points)
 
 
@@ -93,7 +102,10 @@ def main() -> None:
                 gan_s = time.perf_counter() - t0
                 test = load_data(state.manager, state.config, train=False)
                 x_test, y_test = to_device(test.x, state.device, state.config), test.y
-                gan = accuracy(state.nets.discriminator, x_test, y_test)
+                live = accuracy(state.nets.discriminator, x_test, y_test)
+                with averaged(state):  # D's weight average, where the run keeps one (train.ema_nets)
+                    gan = accuracy(state.nets.discriminator, x_test, y_test)
+                live_note = f", last step's weights {live:.1f}%" if live != gan else ""
                 t1 = time.perf_counter()
                 sup, best = supervised_only(state, x_test, y_test, seed)
                 sup_s = time.perf_counter() - t1
@@ -101,7 +113,7 @@ def main() -> None:
                 r["gan"].append(gan)
                 r["sup"].append(sup)
                 r["best"].append(best)
-                print(f"  {per_class:>3} labels/class, draw {seed}: ssgan {gan:.1f}% ({gan_s:.0f} s), "
+                print(f"  {per_class:>3} labels/class, draw {seed}: ssgan {gan:.1f}%{live_note} ({gan_s:.0f} s), "
                       f"supervised only {sup:.1f}% (best point {best:.1f}%; {sup_s:.0f} s)", flush=True)
     t = state.config["train"]
     print(f"\nssgan recipe, {t['steps']} steps of batch {t['batch_size']} on {args.device}, {args.draws} label "

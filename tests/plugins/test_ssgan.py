@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from gancore.averaging import averaged
 from gancore.components import Batch, Step
 from gancore.deploy import OnnxModel
 from gancore.errors import ConfigError, DataError
 from gancore.evaluate import applicable, evaluate
 from gancore.export import export_run
 from gancore.loop import prepare, prepare_resume, train
+from gancore.runs import open_run
 from gancore.state import balanced_labels
 from gancore_plugins.ssgan import loss, metrics, nets
 
@@ -189,6 +191,27 @@ def test_gan_eval_reports_the_test_accuracy(run):
     assert 0.0 <= res["ssgan-accuracy/test_accuracy"] <= 1.0
 
 
+def _first_weight(d: torch.nn.Module) -> torch.Tensor:
+    return next(d.parameters()).detach().clone()
+
+
+def test_the_recipe_scores_and_reopens_d_through_its_weight_average(run):
+    assert set(run.average.copies) == {"generator", "discriminator"}
+    avg, live = _first_weight(run.average.copies["discriminator"]), _first_weight(run.nets.discriminator)
+    assert not torch.equal(avg, live)
+    seen = {}
+
+    class Spy(metrics.TestAccuracy):
+        def __call__(self, state):
+            seen["d"] = _first_weight(state.nets.discriminator)
+            return super().__call__(state)
+
+    evaluate(run, {"ssgan-accuracy": Spy()})
+    assert torch.equal(seen["d"], avg)  # evaluation, as at train.eval_every, reads the average
+    assert torch.equal(_first_weight(open_run(run.run_dir).nets.discriminator), avg)
+    assert torch.equal(_first_weight(open_run(run.run_dir, live=True).nets.discriminator), live)
+
+
 def test_classifier_export_is_parity_checked_and_runs_alone(run, tmp_path):
     dest = export_run(run.run_dir, ["onnx"], out=tmp_path / "e")
     card = json.loads((dest / "card.json").read_text())
@@ -199,9 +222,11 @@ def test_classifier_export_is_parity_checked_and_runs_alone(run, tmp_path):
     x = run.data.x[:6].numpy()
     probs, real = model.run({"images": x})
     assert probs.shape == (6, 10) and np.allclose(probs.sum(1), 1, atol=1e-5) and real.shape == (6,)
-    d = run.nets.discriminator.eval()
-    with torch.no_grad():
-        assert np.array_equal(probs.argmax(1), metrics.predict(d, torch.from_numpy(x)).numpy())
+    with averaged(run), torch.no_grad():  # the recipe exports D's weight average
+        d = run.nets.discriminator.eval()
+        want = torch.softmax(d(torch.from_numpy(x)).logits, 1).numpy()
+        d.train()
+    assert np.allclose(probs, want, atol=1e-4)
 
 
 def test_one_forward_over_all_batches_equals_one_per_batch(run):
