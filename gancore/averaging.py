@@ -47,10 +47,14 @@ def check_averageable(nets: Nets, roles: list[str], data: dict[str, Any]) -> Non
         module = named[role]
         if role == "generator" or not _has_norm_statistics(module):
             continue
-        if getattr(module, "joint_latent", False) or data.get("kind") not in ("image", "points"):
+        why = None
+        if getattr(module, "joint_latent", False):
+            why = "it reads (x, z) pairs"
+        elif data.get("kind") not in ("image", "points"):
+            why = f"this data's examples are {data.get('kind', 'of unknown kind')}, not images or points"
+        if why:
             raise ConfigError(f"train.ema_nets: the {role} has batch-norm layers, whose statistics are re-estimated "
-                              f"on real examples, and it does not read real {data.get('kind', 'examples')} "
-                              f"alone; leave it out of train.ema_nets")
+                              f"on real examples alone, and {why}; leave it out of train.ema_nets")
 
 
 class WeightAverage:

@@ -135,10 +135,10 @@ def test_ema_nets_refuses_an_unknown_network_and_one_whose_batch_norm_cannot_be_
     with pytest.raises(ConfigError, match="no network 'critic'; its networks are generator, discriminator"):
         check_averageable(nets, ["generator", "critic"], points)
     check_averageable(nets, ["generator", "discriminator"], points)  # statistics estimated on real points
-    with pytest.raises(ConfigError, match=r"discriminator has batch-norm.*does not read real sequence alone"):
+    with pytest.raises(ConfigError, match=r"discriminator has batch-norm.*examples are sequence, not images or points"):
         check_averageable(nets, ["discriminator"], {"kind": "sequence"})
     nets.discriminator = _PairD(nn.Linear(1, 1), nn.BatchNorm1d(1))
-    with pytest.raises(ConfigError, match=r"leave it out of train\.ema_nets"):
+    with pytest.raises(ConfigError, match=r"it reads \(x, z\) pairs; leave it out of train\.ema_nets"):
         check_averageable(nets, ["discriminator"], points)
     nets.discriminator = _PairD(nn.Linear(1, 1))  # no statistics: nothing to estimate
     check_averageable(nets, ["discriminator"], points)
