@@ -7,7 +7,9 @@ Trains the infogan recipe (or --steps of it) for each seed on CPU, then measures
   is the share of its images in the row's most common class (1.0 = one kind of item per row), averaged over
   the grids of 4 noise draws, for the code swept from -2 to 2 and over its trained range (-1, 1), for each
   continuous code (code 0 is the headline); beside it, the same measure on rows of 10 real test images of one
-  class (the evaluator's own confusions, e.g. shirt and pullover, keep that under 1).
+  class (the evaluator's own confusions, e.g. shirt and pullover, keep that under 1);
+- kinds across the rows: how many different classes the rows' majorities are, per grid (10 when each category
+  draws its own kind; a collapsed G that draws one kind everywhere scores 1, and a purity of 1.0).
 Published Fashion-MNIST clustering accuracies are printed beside the figures.
 
     python bench/infogan.py [--seeds 3] [--first-seed 0] [--steps N] [--set key=value ...] [--pictures DIR] [--progress]
@@ -41,20 +43,26 @@ PUBLISHED = [("ClusterGAN (Mukherjee et al. 2019)", "0.63"), ("InfoGAN (as repor
 TARGET = 0.63
 
 
-def row_purity(images: torch.Tensor, cols: int) -> list[float]:
-    """Each row's share of images in its most common class, as the shipped evaluator classifies them."""
+def row_classes(images: torch.Tensor, cols: int) -> tuple[list[float], list[int]]:
+    """Each row's share of images in its most common class, and that class, as the shipped evaluator
+    classifies them."""
     _, probs = embed(images)
-    return [np.bincount(row).max() / cols for row in probs.argmax(1).numpy().reshape(-1, cols)]
+    counts = [np.bincount(row) for row in probs.argmax(1).numpy().reshape(-1, cols)]
+    return [c.max() / cols for c in counts], [int(c.argmax()) for c in counts]
 
 
-def traversal_purity(state, code: int = 0, grids: int = 4, span: tuple[float, float] = (-2.0, 2.0)) -> float:
+def traversal_purity(state, code: int = 0, grids: int = 4,
+                     span: tuple[float, float] = (-2.0, 2.0)) -> tuple[float, float]:
     """Mean row purity of continuous code ``code``'s traversal grids over ``span``, drawn with noise seeds
-    0 .. grids-1 (one grid's 10 rows are too few to tell recipes apart)."""
-    purities = []
+    0 .. grids-1 (one grid's 10 rows are too few to tell recipes apart), and the mean count of different
+    classes among a grid's row majorities (purity alone scores a G that draws one kind everywhere at 1.0)."""
+    purities, kinds = [], []
     for seed in range(grids):
         x, cols = traversal_images(state, code=code, cols=10, seed=seed, span=span)
-        purities += row_purity(torch.from_numpy(x), cols)
-    return float(np.mean(purities))
+        purity, majority = row_classes(torch.from_numpy(x), cols)
+        purities += purity
+        kinds.append(len(set(majority)))
+    return float(np.mean(purities)), float(np.mean(kinds))
 
 
 def real_purity(state, rows_per_class: int = 40, cols: int = 10) -> float:
@@ -64,7 +72,7 @@ def real_purity(state, rows_per_class: int = 40, cols: int = 10) -> float:
     y = test.y.numpy()
     idx = np.concatenate([rng.choice(np.flatnonzero(y == k), cols, replace=False)
                           for k in np.unique(y) for _ in range(rows_per_class)])
-    return float(np.mean(row_purity(test.x[torch.from_numpy(idx)], cols)))
+    return float(np.mean(row_classes(test.x[torch.from_numpy(idx)], cols)[0]))
 
 
 def main() -> None:
@@ -98,13 +106,16 @@ def main() -> None:
                        "covered": r["fashion-quality/classes_covered"], "train_s": train_s}
                 for c in range(max(codes, 1)):  # "purity" is code 0's, the headline
                     key = "purity" + (f"_code{c}" if c else "")
-                    row[key] = traversal_purity(state, code=c)
-                    row[f"{key}_trained"] = traversal_purity(state, code=c, span=(-1.0, 1.0))
+                    row[key], kinds = traversal_purity(state, code=c)
+                    row[f"{key}_trained"] = traversal_purity(state, code=c, span=(-1.0, 1.0))[0]
+                    if not c:
+                        row["kinds"] = kinds
             ceiling = r["fashion-quality/frechet_ceiling"]
             for k, v in row.items():
                 figures.setdefault(k, []).append(v)
             print(f"  seed {seed}: code accuracy {row['accuracy']:.3f}, NMI {row['nmi']:.3f}, traversal purity "
-                  f"{row['purity']:.2f} ({row['purity_trained']:.2f} from -1 to 1), Frechet {row['frechet']:.1f}, "
+                  f"{row['purity']:.2f} ({row['purity_trained']:.2f} from -1 to 1; {row['kinds']:.1f} kinds), "
+                  f"Frechet {row['frechet']:.1f}, "
                   f"{row['covered']:.0f}/10 classes, trained in {train_s:.0f} s" + "".join(
                       f"; code {c}: purity {row[f'purity_code{c}']:.2f} ({row[f'purity_code{c}_trained']:.2f})"
                       for c in range(1, codes)), flush=True)
@@ -119,6 +130,7 @@ def main() -> None:
     print(f"  traversal row purity       {mean_sd(figures['purity'], '.2f')}   (rows of one real class: "
           f"{real_purity(state):.2f})")
     print(f"    code swept over (-1, 1)  {mean_sd(figures['purity_trained'], '.2f')}   (the range it was trained on)")
+    print(f"    kinds across the rows    {mean_sd(figures['kinds'], '.1f')}   (of 10 rows; one kind everywhere: 1)")
     for c in range(1, codes):
         print(f"    code {c} instead           {mean_sd(figures[f'purity_code{c}'], '.2f')}   "
               f"(over (-1, 1): {mean_sd(figures[f'purity_code{c}_trained'], '.2f')})")
