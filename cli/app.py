@@ -231,7 +231,7 @@ def eval_(
     results = evaluate(state, metrics)
     typer.echo(f"{run} at step {state.step}")
     typer.echo(table(results))
-    report = write_report(state, results)
+    report = write_report(state, results, live=live)
     pic = None if run.suffix == ".onnx" else curves(Path(run))
     typer.echo(f"wrote {report}" + (f" and {pic}" if pic else ""), err=True)
 

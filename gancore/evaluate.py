@@ -79,16 +79,21 @@ def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None =
     return results
 
 
-def write_report(state: TrainState | OnnxSource, results: dict[str, float]) -> Path:
-    """``RUN/eval/step-N.json`` for a run, ``<model>.eval.json`` beside an exported model."""
+def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, live: bool = False) -> Path:
+    """``RUN/eval/step-N.json`` for a run (``step-N-live.json`` for the last step's weights of a run trained with
+    ``train.ema``, so neither reading replaces the other), ``<model>.eval.json`` beside an exported model."""
+    report: dict[str, Any] = {"step": state.step}
     if isinstance(state, OnnxSource):
         path = state.path.with_name(f"{state.path.stem}.eval.json")
     else:
         assert state.run_dir is not None
-        path = state.run_dir / "eval" / f"step-{state.step:07d}.json"
+        averaged = bool(state.config["train"]["ema"]) and not live
+        suffix = "-live" if live and state.config["train"]["ema"] else ""
+        path = state.run_dir / "eval" / f"step-{state.step:07d}{suffix}.json"
+        report["weights"] = "averaged" if averaged else "live"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {"step": state.step, "results": results})
+        write_json_atomic(path, {**report, "results": results})
     except OSError as e:
         raise GanError(f"could not write {path}: {e.strerror or e}") from None
     return path

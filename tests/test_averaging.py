@@ -259,5 +259,12 @@ def test_live_takes_the_last_steps_weights_for_sample_eval_and_export(tmp_path):
         assert res.exit_code == 0, res.output
         grids[len(flag)] = out.read_bytes()
     assert grids[0] != grids[1]
+    for flag in ([], ["--live"]):  # each reading keeps its own report: neither replaces the other
+        res = runner.invoke(app, ["eval", str(state.run_dir), "--metric", "fashion-quality", *flag])
+        assert res.exit_code == 0, res.output
+    reports = {p.name: json.loads(p.read_text()) for p in (state.run_dir / "eval").iterdir()}
+    assert {name: r["weights"] for name, r in reports.items()} == {"step-0000006.json": "averaged",
+                                                                  "step-0000006-live.json": "live"}
+    assert reports["step-0000006.json"]["results"] != reports["step-0000006-live.json"]["results"]
     res = runner.invoke(app, ["eval", "exp-live/generator.onnx", "--live"])
     assert res.exit_code == 2 and "--live picks a run folder" in res.output
