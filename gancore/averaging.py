@@ -5,8 +5,7 @@ steps draws cleaner samples than the last step's weights (Karras et al. 2018; Ya
 2019). Where G is still improving steadily the average lags it (bench/averaging.py measures both).
 The averaged generator is what sample grids, traversals, evaluation, ``gan sample`` and export use; training
 never reads it. ``train.ema_nets`` can add other networks: an averaged classifier (ssgan's D) scores up to about
-a point above its last step's weights, more in longer runs (Polyak averaging; the mean teacher's model, Tarvainen
-and Valpola 2017).
+a point above its last step's weights (Polyak averaging; the mean teacher's model, Tarvainen and Valpola 2017).
 
 Normalisation statistics cannot be averaged like weights: running means of activations of other weights
 do not fit the averaged ones, and averaged or copied live statistics spoiled InfoGAN's samples. So before the
