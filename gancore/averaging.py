@@ -28,7 +28,13 @@ from gancore.components import Nets, Sampler
 from gancore.errors import ConfigError
 from gancore.layers import VirtualBatchNorm
 
-PREFIX = "ema."  # checkpoint keys of the average: ema.generator.<state-dict key>
+PREFIX = "ema."  # checkpoint keys of the averages: ema.<role>.<state-dict key>
+
+
+def averaged_nets(train: dict[str, Any], live: bool = False) -> list[str]:
+    """The networks a reopened run is read through their average (``train.ema_nets`` where ``train.ema`` is on),
+    none with ``live``: what export cards and evaluation reports record."""
+    return list(train["ema_nets"]) if train["ema"] and not live else []
 
 
 def _has_norm_statistics(module: nn.Module) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gancore.averaging import averaged
+from gancore.averaging import averaged, averaged_nets
 from gancore.components import Metric
 from gancore.errors import GanError
 from gancore.fsutil import write_json_atomic
@@ -87,10 +87,9 @@ def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, l
         path = state.path.with_name(f"{state.path.stem}.eval.json")
     else:
         assert state.run_dir is not None
-        averaged = bool(state.config["train"]["ema"]) and not live
         suffix = "-live" if live and state.config["train"]["ema"] else ""
         path = state.run_dir / "eval" / f"step-{state.step:07d}{suffix}.json"
-        report["weights"] = "averaged" if averaged else "live"
+        report["weights"] = "averaged" if averaged_nets(state.config["train"], live) else "live"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, {**report, "results": results})

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from gancore import __version__
+from gancore.averaging import averaged_nets
 from gancore.components import ExportModel, LatentSpec, draw
 from gancore.errors import ExportError
 from gancore.fsutil import swap_into_place
@@ -233,8 +234,8 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
         models.update(extra or {})
     common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
               "step": state.step, "ema": state.config["train"]["ema"],
-              "weights": "averaged" if state.config["train"]["ema"] and not live else "live",
-              "averaged": state.config["train"]["ema_nets"] if state.config["train"]["ema"] and not live else [],
+              "weights": "averaged" if averaged_nets(state.config["train"], live) else "live",
+              "averaged": averaged_nets(state.config["train"], live),
               "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
 
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"

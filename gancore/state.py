@@ -222,8 +222,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     if cfg["train"]["channels_last"] and data_info.get("kind") == "image":
         for m in nets.named().values():
             m.to(memory_format=torch.channels_last)
-    if cfg["train"]["ema"] and data is not None:  # before compiling: the copy runs eagerly, outside training
-        t = cfg["train"]
+    if t["ema"] and data is not None:  # before compiling: the copy runs eagerly, outside training
         state.average = WeightAverage({role: nets.named()[role] for role in t["ema_nets"]}, t["ema"],
                                       sampler=sampler, batch_size=t["batch_size"], start=t["ema_start"],
                                       seed=cfg["seed"])
