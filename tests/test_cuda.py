@@ -33,6 +33,17 @@ def test_train_resume_and_export_a_cuda_run(tmp_path):
 
 
 @cuda
+def test_a_discriminators_average_and_its_statistics_live_on_the_gpu():
+    from torch import nn
+
+    # train.ema_nets: D's batch-norm statistics are estimated on real examples held on the GPU
+    cfg = tiny(device="cuda", train={"ema": 0.9, "ema_nets": ["generator", "discriminator"]})
+    state = train(prepare("dcgan", cfg, out="runs/gpu-d"), progress=False)
+    bns = [m for m in state.average.copies["discriminator"].modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(m.running_mean.is_cuda and m.running_mean.abs().sum() > 0 for m in bns)
+
+
+@cuda
 def test_onnxruntime_uses_cuda_when_it_can(exported):
     import onnxruntime as ort
 
