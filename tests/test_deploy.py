@@ -29,6 +29,12 @@ def test_the_deployment_example_runs_without_torch_or_gancore(exported, tmp_path
     assert header.startswith(b"P5 140 28 255\n")  # 5 images of 28 px side by side
 
 
+def test_the_deployment_readme_shows_the_tested_script_as_it_is():
+    readme = (ROOT / "exported" / "README.md").read_text()
+    listing = readme.split("```python\n", 1)[1].split("```\n", 1)[0]
+    assert listing == (ROOT / "examples" / "deploy_onnx.py").read_text()
+
+
 def test_a_plugin_can_add_a_gan_subcommand(tmp_path):
     make_dist(tmp_path, "fake-cmd", {"cmd": "fake_cmd"}, {"fake_cmd": COMMAND})
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
