@@ -146,19 +146,12 @@ class WeightAverage:
         self.refresh_norms()
         live = nets.named()
         for role, copy in self.copies.items():
-            _put(nets, role, copy)
+            nets.put(role, copy)
         try:
             yield
         finally:
             for role in self.copies:
-                _put(nets, role, live[role])
-
-
-def _put(nets: Nets, role: str, module: nn.Module) -> None:
-    if role in ("generator", "discriminator"):
-        setattr(nets, role, module)
-    else:
-        nets.extra[role] = module
+                nets.put(role, live[role])
 
 
 def averaged(state: Any) -> AbstractContextManager[None]:

@@ -177,6 +177,13 @@ class Nets:
     def named(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator, **self.extra}
 
+    def put(self, role: str, module: nn.Module) -> None:
+        """Set network ``role`` (the inverse of ``named()``): G and D are attributes, other roles ``extra``."""
+        if role in ("generator", "discriminator"):
+            setattr(self, role, module)
+        else:
+            self.extra[role] = module
+
     def group_of(self, role: str) -> str:
         return role if role in ("generator", "discriminator") else self.groups[role]
 

@@ -232,10 +232,10 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     models = {"generator": generator_model(state)}
     for extra in state.manager.hook.gan_export_extra(state=state):
         models.update(extra or {})
+    averaged = averaged_nets(state.config["train"], live)
     common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
               "step": state.step, "ema": state.config["train"]["ema"],
-              "weights": "averaged" if averaged_nets(state.config["train"], live) else "live",
-              "averaged": averaged_nets(state.config["train"], live),
+              "weights": "averaged" if averaged else "live", "averaged": averaged,
               "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
 
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"

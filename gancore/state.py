@@ -223,7 +223,8 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
         for m in nets.named().values():
             m.to(memory_format=torch.channels_last)
     if t["ema"] and data is not None:  # before compiling: the copy runs eagerly, outside training
-        state.average = WeightAverage({role: nets.named()[role] for role in t["ema_nets"]}, t["ema"],
+        named = nets.named()
+        state.average = WeightAverage({role: named[role] for role in t["ema_nets"]}, t["ema"],
                                       sampler=sampler, batch_size=t["batch_size"], start=t["ema_start"],
                                       seed=cfg["seed"])
     if cfg["train"]["compile"] and data is not None:

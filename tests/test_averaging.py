@@ -122,6 +122,16 @@ def test_ema_nets_averages_each_network_it_names_and_swaps_them_all_in():
     assert nets.named() == live
 
 
+def test_an_extra_networks_average_is_swapped_in_by_role():
+    nets, _ = _average(0.5)
+    live = dict(nets.named())
+    avg = WeightAverage({"encoder": nets.extra["encoder"]}, 0.5, sampler=NormalSampler(NoiseConfig(dim=1)),
+                        batch_size=4)
+    with avg.swapped_in(nets):
+        assert nets.extra["encoder"] is avg.copies["encoder"] and nets.generator is live["generator"]
+    assert nets.named() == live
+
+
 class _PairD(nn.Sequential):
     joint_latent = True  # reads (x, z), as BiGAN's D: real examples alone cannot run it
 
