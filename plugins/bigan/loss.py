@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gancore.augment import random_shift
 from gancore.builtin.losses import nonsaturating_d_loss
 from gancore.components import DOut, Loss, Losses, Step
 from gancore.errors import ConfigError
@@ -22,12 +23,19 @@ class BiGANLossConfig:
     # of G(E(x)) against x, and of E(G(z)) against z (the latter is the paper's latent regressor in the game)
     cycle_x: float = 0.0
     cycle_z: float = 0.0
+    # E should read a real image and a copy moved by up to consistency_shift pixels alike: weight x the mean
+    # squared distance of E(moved x) from E(x), E(x) held fixed (as the Pi-model's consistency for a classifier)
+    consistency: float = 0.0
+    consistency_shift: int = 2
 
     def __post_init__(self) -> None:
         if not 0.5 < self.real_label <= 1.0:
             raise ValueError(f"real_label must be in (0.5, 1], got {self.real_label}")
-        if self.cycle_x < 0 or self.cycle_z < 0:
-            raise ValueError(f"cycle_x and cycle_z must be >= 0, got {self.cycle_x} and {self.cycle_z}")
+        if self.cycle_x < 0 or self.cycle_z < 0 or self.consistency < 0:
+            raise ValueError(f"cycle_x, cycle_z and consistency must be >= 0, got {self.cycle_x}, {self.cycle_z} "
+                             f"and {self.consistency}")
+        if self.consistency_shift < 1:
+            raise ValueError(f"consistency_shift must be >= 1 pixel, got {self.consistency_shift}")
 
 
 def pair_losses(real: Tensor, fake: Tensor, real_label: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -87,6 +95,9 @@ class BiGANLoss(Loss):
             with frozen_norm_stats(step.nets.generator):
                 rec = step.run("generator", **{name: self._encoded(step)})
             out["ge_cycle_x"] = self.cfg.cycle_x * (rec - step.real).pow(2).mean()
+        if self.cfg.consistency:
+            moved = step.run(self.cfg.encoder, random_shift(step.real, self.cfg.consistency_shift))
+            out["ge_consistency"] = self.cfg.consistency * (moved - self._encoded(step).detach()).pow(2).mean()
         if self.cfg.cycle_z:
             z = step.latent[name]
             with frozen_norm_stats(self._encoder(step)):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from gancore.augment import random_shift
 from gancore.components import Batch, Step
 from gancore.deploy import OnnxModel
 from gancore.errors import ConfigError
@@ -133,9 +134,46 @@ def test_cycle_terms_are_the_reconstruction_errors_and_reach_g_and_e(run):
     # off by default, and D's step never has them
     assert list(loss.BiGANLoss(loss.BiGANLossConfig()).generator_loss(step)) == ["ge_adv"]
     assert list(lossfn.discriminator_loss(Step("discriminator", batch, latent, state.nets, 0, 1))) == ["d_adv"]
-    for bad in ({"cycle_x": -1.0}, {"cycle_z": -0.1}):
-        with pytest.raises(ValueError, match="cycle_x and cycle_z must be >= 0"):
+    for bad in ({"cycle_x": -1.0}, {"cycle_z": -0.1}, {"consistency": -1.0}):
+        with pytest.raises(ValueError, match="cycle_x, cycle_z and consistency must be >= 0"):
             loss.BiGANLossConfig(**bad)
+    with pytest.raises(ValueError, match="consistency_shift must be >= 1 pixel"):
+        loss.BiGANLossConfig(consistency=1.0, consistency_shift=0)
+
+
+def test_the_consistency_term_pulls_e_of_a_moved_copy_towards_e_of_x_and_trains_e_alone(run):
+    state = run
+    batch = state.next_batch(8)
+    latent = state.sampler.sample(8, torch.Generator().manual_seed(0), state.device)
+    lossfn = loss.BiGANLoss(loss.BiGANLossConfig(consistency=2.0, consistency_shift=3))
+    g, e, d = state.nets.generator, state.nets.extra["encoder"], state.nets.discriminator
+    modes = [m.training for m in (g, e, d)]
+    for m in (g, e, d):  # no dropout: the shift is the step's first random draw, so it can be redrawn
+        m.eval()
+    try:
+        torch.manual_seed(5)
+        terms = lossfn.generator_loss(Step("generator", batch, latent, state.nets, 0, 1))
+        assert list(terms) == ["ge_adv", "ge_consistency"]
+        torch.manual_seed(5)
+        moved = random_shift(batch.x, 3)
+        assert not torch.equal(moved, batch.x)
+        expected = 2.0 * ((e(moved) - e(batch.x).detach()) ** 2).mean()
+        assert terms["ge_consistency"].item() == pytest.approx(expected.item(), rel=1e-5)
+        # E(x) is the fixed target: the term's gradient is that of the moved reading alone
+        params = list(e.parameters())
+        got = torch.autograd.grad(terms["ge_consistency"], params, allow_unused=True)
+        want = torch.autograd.grad(expected, params, allow_unused=True)
+        assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(got, want, strict=True) if b is not None)
+        both = torch.autograd.grad(2.0 * ((e(moved) - e(batch.x)) ** 2).mean(), params)
+        assert any(not torch.allclose(a, b) for a, b in zip(got, both, strict=True))
+    finally:
+        for m, was in zip((g, e, d), modes, strict=True):
+            m.train(was)
+    for m in state.nets.named().values():
+        m.zero_grad(set_to_none=True)
+    lossfn.generator_loss(Step("generator", batch, latent, state.nets, 0, 1))["ge_consistency"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in e.parameters())
+    assert all(p.grad is None for p in (*g.parameters(), *d.parameters()))
 
 
 def test_the_cycles_leave_g_and_e_batch_norm_statistics_to_what_each_serves(run):
@@ -162,11 +200,15 @@ def test_the_cycles_leave_g_and_e_batch_norm_statistics_to_what_each_serves(run)
         m.load_state_dict(s)
 
 
-def test_the_recipe_trains_with_the_x_cycle_and_logs_it(run):
-    assert run.config["loss"]["cycle_x"] == 3.0 and run.config["loss"].get("cycle_z", 0.0) == 0.0
+def test_the_recipe_trains_with_the_x_cycle_and_the_consistency_term_and_logs_them(run):
+    cfg = run.config["loss"]
+    assert cfg["cycle_x"] == 3.0 and cfg.get("cycle_z", 0.0) == 0.0
+    assert cfg["consistency"] == 1.0 and cfg["consistency_shift"] == 4
     logged = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
-    cycle = [r["ge_cycle_x"] for r in logged if "ge_cycle_x" in r]
-    assert cycle and all(v > 0 for v in cycle) and not any("ge_cycle_z" in r for r in logged)
+    for term in ("ge_cycle_x", "ge_consistency"):
+        values = [r[term] for r in logged if term in r]
+        assert values and all(v > 0 for v in values)
+    assert not any("ge_cycle_z" in r for r in logged)
 
 
 def test_without_an_encoder_the_loss_says_where_to_add_it(run):
