@@ -147,10 +147,8 @@ def test_the_consistency_term_pulls_e_of_a_moved_copy_towards_e_of_x_and_trains_
     latent = state.sampler.sample(8, torch.Generator().manual_seed(0), state.device)
     lossfn = loss.BiGANLoss(loss.BiGANLossConfig(consistency=2.0, consistency_shift=3))
     g, e, d = state.nets.generator, state.nets.extra["encoder"], state.nets.discriminator
-    modes = [m.training for m in (g, e, d)]
-    for m in (g, e, d):  # no dropout: the shift is the step's first random draw, so it can be redrawn
-        m.eval()
-    try:
+    # eval mode, no dropout: the shift is the step's first random draw, so it can be redrawn; autograd stays on
+    with eval_mode(g, e, d), torch.enable_grad():
         torch.manual_seed(5)
         terms = lossfn.generator_loss(Step("generator", batch, latent, state.nets, 0, 1))
         assert list(terms) == ["ge_adv", "ge_consistency"]
@@ -166,9 +164,6 @@ def test_the_consistency_term_pulls_e_of_a_moved_copy_towards_e_of_x_and_trains_
         assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(got, want, strict=True) if b is not None)
         both = torch.autograd.grad(2.0 * ((e(moved) - e(batch.x)) ** 2).mean(), params)
         assert any(not torch.allclose(a, b) for a, b in zip(got, both, strict=True))
-    finally:
-        for m, was in zip((g, e, d), modes, strict=True):
-            m.train(was)
     for m in state.nets.named().values():
         m.zero_grad(set_to_none=True)
     lossfn.generator_loss(Step("generator", batch, latent, state.nets, 0, 1))["ge_consistency"].backward()
