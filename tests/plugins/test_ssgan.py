@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from gancore.averaging import averaged
-from gancore.components import Batch, Step
+from gancore.components import Batch, Step, TensorData
 from gancore.deploy import OnnxModel
 from gancore.errors import ConfigError, DataError
 from gancore.evaluate import applicable, evaluate
 from gancore.export import export_run
 from gancore.loop import prepare, prepare_resume, train
+from gancore.plugins import build_manager, hookimpl
 from gancore.runs import open_run
 from gancore.state import balanced_labels
 from gancore_plugins.ssgan import loss, metrics, nets
@@ -153,6 +154,42 @@ def test_ssgan_trains_and_exports_with_the_conv_discriminator(tmp_path):
     dest = export_run(state.run_dir, ["onnx"], out=tmp_path / "e")
     clf = json.loads((dest / "card.json").read_text())["models"]["classifier"]
     assert max(clf["onnx"]["max_abs_diff"].values()) <= 1e-4
+
+
+class ColourSquares:
+    """A tiny colour dataset: class k is a 3 x 16 x 16 image filled with its own colour, plus noise."""
+
+    @staticmethod
+    def data(cfg=None, *, root="", train=True):
+        g = torch.Generator().manual_seed(0 if train else 1)
+        y = torch.arange(10).repeat(20 if train else 5)
+        colour = torch.rand(10, 3, 1, 1, generator=torch.Generator().manual_seed(7)) * 2 - 1
+        x = (colour[y] + 0.2 * torch.randn(len(y), 3, 16, 16, generator=g)).clamp(-1, 1)
+        return TensorData(x=x, y=y, classes=[f"colour {k}" for k in range(10)], info={"dataset": "colour-squares"})
+
+    @hookimpl
+    def gan_register_datasets(self, register):
+        register("colour-squares", self.data)
+
+
+def test_ssgan_trains_and_exports_on_colour_images_with_the_conv_discriminator(tmp_path, monkeypatch):
+    mgr = build_manager(extra=[("colour", ColourSquares())])
+    monkeypatch.setattr("gancore.runs.get_manager", lambda: mgr)  # export reopens the run: as if pip-installed
+    cfg = {**TINY, "data": {"name": "colour-squares", "labels_per_class": 2},
+           "discriminator": {"name": "ssgan-conv", "channels": [4, 8], "depth": 1},
+           "train": {**TINY["train"], "steps": 2}}
+    state = train(prepare("ssgan", cfg, out=str(tmp_path / "colour"), mgr=mgr), progress=False)
+    assert list(state.data_info["shape"]) == [3, 16, 16]
+    with torch.no_grad():
+        assert state.nets.generator(**state.sampler.sample(2, torch.Generator(), torch.device("cpu"))).shape == \
+            (2, 3, 16, 16)
+    res = evaluate(state, applicable(state, ["ssgan-accuracy"]))
+    assert 0.0 <= res["ssgan-accuracy/test_accuracy"] <= 1.0  # read on the 50 colour test images
+    dest = export_run(state.run_dir, ["onnx"], out=tmp_path / "e")
+    card = json.loads((dest / "card.json").read_text())
+    assert max(card["models"]["classifier"]["onnx"]["max_abs_diff"].values()) <= 1e-4
+    probs, _ = OnnxModel(dest / "classifier.onnx", kind="classifier").run({"images": state.data.x[:4].numpy()})
+    assert probs.shape == (4, 10)
 
 
 def test_virtual_batch_norm_generator_saves_its_reference_batch(tmp_path):
