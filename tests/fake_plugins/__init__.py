@@ -74,3 +74,21 @@ class Flat(nn.Module):
 def gan_register_generators(register):
     register("wrong-shape", lambda **ctx: Flat())
 """
+
+COLOUR_DATA = """
+import torch
+from gancore import hookimpl
+from gancore.components import TensorData
+
+def colour_squares(cfg=None, *, root="", train=True):
+    '''Class k: a 3 x 16 x 16 image of its own colour, plus noise; 200 training and 50 test images.'''
+    g = torch.Generator().manual_seed(0 if train else 1)
+    y = torch.arange(10).repeat(20 if train else 5)
+    colour = torch.rand(10, 3, 1, 1, generator=torch.Generator().manual_seed(7)) * 2 - 1
+    x = (colour[y] + 0.2 * torch.randn(len(y), 3, 16, 16, generator=g)).clamp(-1, 1)
+    return TensorData(x=x, y=y, classes=[f"colour {k}" for k in range(10)], info={"dataset": "colour-squares"})
+
+@hookimpl
+def gan_register_datasets(register):
+    register("colour-squares", colour_squares)
+"""

@@ -8,16 +8,17 @@ import pytest
 import torch
 
 from gancore.averaging import averaged
-from gancore.components import Batch, Step, TensorData
+from gancore.components import Batch, Step
 from gancore.deploy import OnnxModel
 from gancore.errors import ConfigError, DataError
 from gancore.evaluate import applicable, evaluate
 from gancore.export import export_run
 from gancore.loop import prepare, prepare_resume, train
-from gancore.plugins import build_manager, hookimpl
 from gancore.runs import open_run
 from gancore.state import balanced_labels
 from gancore_plugins.ssgan import loss, metrics, nets
+from tests.conftest import make_dist
+from tests.fake_plugins import COLOUR_DATA
 
 TINY = {"device": "cpu", "data": {"limit": 256, "labels_per_class": 2},
         "generator": {"hidden": 32}, "discriminator": {"hidden": [32, 16]},
@@ -156,29 +157,12 @@ def test_ssgan_trains_and_exports_with_the_conv_discriminator(tmp_path):
     assert max(clf["onnx"]["max_abs_diff"].values()) <= 1e-4
 
 
-class ColourSquares:
-    """A tiny colour dataset: class k is a 3 x 16 x 16 image filled with its own colour, plus noise."""
-
-    @staticmethod
-    def data(cfg=None, *, root="", train=True):
-        g = torch.Generator().manual_seed(0 if train else 1)
-        y = torch.arange(10).repeat(20 if train else 5)
-        colour = torch.rand(10, 3, 1, 1, generator=torch.Generator().manual_seed(7)) * 2 - 1
-        x = (colour[y] + 0.2 * torch.randn(len(y), 3, 16, 16, generator=g)).clamp(-1, 1)
-        return TensorData(x=x, y=y, classes=[f"colour {k}" for k in range(10)], info={"dataset": "colour-squares"})
-
-    @hookimpl
-    def gan_register_datasets(self, register):
-        register("colour-squares", self.data)
-
-
-def test_ssgan_trains_and_exports_on_colour_images_with_the_conv_discriminator(tmp_path, monkeypatch):
-    mgr = build_manager(extra=[("colour", ColourSquares())])
-    monkeypatch.setattr("gancore.runs.get_manager", lambda: mgr)  # export reopens the run: as if pip-installed
+def test_ssgan_trains_and_exports_on_colour_images_with_the_conv_discriminator(tmp_path, fake_site):
+    make_dist(fake_site, "fake-colour", {"colour": "fake_colour"}, {"fake_colour": COLOUR_DATA})
     cfg = {**TINY, "data": {"name": "colour-squares", "labels_per_class": 2},
            "discriminator": {"name": "ssgan-conv", "channels": [4, 8], "depth": 1},
            "train": {**TINY["train"], "steps": 2}}
-    state = train(prepare("ssgan", cfg, out=str(tmp_path / "colour"), mgr=mgr), progress=False)
+    state = train(prepare("ssgan", cfg, out=str(tmp_path / "colour")), progress=False)
     assert list(state.data_info["shape"]) == [3, 16, 16]
     with torch.no_grad():
         assert state.nets.generator(**state.sampler.sample(2, torch.Generator(), torch.device("cpu"))).shape == \
