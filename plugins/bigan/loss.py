@@ -58,7 +58,7 @@ class BiGANLoss(Loss):
         return step.nets.extra[self.cfg.encoder]
 
     def _encoded(self, step: Step) -> Tensor:
-        """E(x) of the real batch, once per step: the pairs and the x-cycle share it."""
+        """E(x) of the real batch, once per step: the pairs, the x-cycle and the consistency term share it."""
         e = self._encoder(step)
 
         def encode() -> Tensor:

@@ -147,31 +147,25 @@ def test_the_conv_discriminator_checks_its_config_and_takes_minibatch_features()
     assert d(torch.zeros(2, 1, 28, 28)).logits.shape == (2, 10)
 
 
-def test_ssgan_trains_and_exports_with_the_conv_discriminator(tmp_path):
-    cfg = {**TINY, "discriminator": {"name": "ssgan-conv", "channels": [4, 8]},
+@pytest.mark.parametrize(("dataset", "shape", "depth"), [("fashion-mnist", [1, 28, 28], 0),
+                                                    ("colour-squares", [3, 16, 16], 1)])
+def test_ssgan_trains_scores_and_exports_with_the_conv_discriminator(tmp_path, fake_site, dataset, shape, depth):
+    # colour-squares: 3 x 16 x 16 colour images from a fake installed plugin (no colour dataset ships)
+    make_dist(fake_site, "fake-colour", {"colour": "fake_colour"}, {"fake_colour": COLOUR_DATA})
+    cfg = {**TINY, "data": {**TINY["data"], "name": dataset},
+           "discriminator": {"name": "ssgan-conv", "channels": [4, 8], "depth": depth},
            "train": {**TINY["train"], "steps": 2}}
     state = train(prepare("ssgan", cfg, out=str(tmp_path / "conv")), progress=False)
     assert isinstance(state.nets.discriminator, nets.ConvDiscriminator)
+    assert list(state.data_info["shape"]) == shape
+    with torch.no_grad():
+        assert list(state.nets.generator(**state.sampler.sample(2, torch.Generator(), torch.device("cpu"))).shape) \
+            == [2, *shape]
+    res = evaluate(state, applicable(state, ["ssgan-accuracy"]))
+    assert 0.0 <= res["ssgan-accuracy/test_accuracy"] <= 1.0
     dest = export_run(state.run_dir, ["onnx"], out=tmp_path / "e")
     clf = json.loads((dest / "card.json").read_text())["models"]["classifier"]
     assert max(clf["onnx"]["max_abs_diff"].values()) <= 1e-4
-
-
-def test_ssgan_trains_and_exports_on_colour_images_with_the_conv_discriminator(tmp_path, fake_site):
-    make_dist(fake_site, "fake-colour", {"colour": "fake_colour"}, {"fake_colour": COLOUR_DATA})
-    cfg = {**TINY, "data": {"name": "colour-squares", "labels_per_class": 2},
-           "discriminator": {"name": "ssgan-conv", "channels": [4, 8], "depth": 1},
-           "train": {**TINY["train"], "steps": 2}}
-    state = train(prepare("ssgan", cfg, out=str(tmp_path / "colour")), progress=False)
-    assert list(state.data_info["shape"]) == [3, 16, 16]
-    with torch.no_grad():
-        assert state.nets.generator(**state.sampler.sample(2, torch.Generator(), torch.device("cpu"))).shape == \
-            (2, 3, 16, 16)
-    res = evaluate(state, applicable(state, ["ssgan-accuracy"]))
-    assert 0.0 <= res["ssgan-accuracy/test_accuracy"] <= 1.0  # read on the 50 colour test images
-    dest = export_run(state.run_dir, ["onnx"], out=tmp_path / "e")
-    card = json.loads((dest / "card.json").read_text())
-    assert max(card["models"]["classifier"]["onnx"]["max_abs_diff"].values()) <= 1e-4
     probs, _ = OnnxModel(dest / "classifier.onnx", kind="classifier").run({"images": state.data.x[:4].numpy()})
     assert probs.shape == (4, 10)
 
