@@ -216,6 +216,22 @@ def export_torchscript(model: ExportModel, path: Path) -> dict[str, Any]:
     return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE}
 
 
+def _check_destination(dest: Path, force: bool) -> None:
+    """Refuse a destination that an export must not replace: ``--force`` swaps out an earlier export (a
+    folder with a ``card.json``) or an empty folder, never a run folder or anything else."""
+    parent = next((p for p in dest.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ExportError(f"cannot export into {dest}: {parent} is a file, not a folder; choose another --out")
+    if not dest.exists():
+        return
+    if not force:
+        raise ExportError(f"{dest} already exists and is not overwritten; pass --force to replace it, "
+                          f"or --out to choose another folder")
+    if not dest.is_dir() or (any(dest.iterdir()) and not (dest / "card.json").is_file()):
+        raise ExportError(f"{dest} is not an earlier export (no card.json in it); --force replaces only an "
+                          f"export folder, so nothing was changed. Choose another --out")
+
+
 def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str | Path | None = None,
                force: bool = False, checkpoint: str | None = None, live: bool = False) -> Path:
     """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder. ``live``: a run
@@ -225,9 +241,7 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
     run = Path(run)
     dest = Path(out) if out else EXPORT_DIR / run.resolve().name
-    if dest.exists() and not force:
-        raise ExportError(f"{dest} already exists and is not overwritten; pass --force to replace it, "
-                          f"or --out to choose another folder")
+    _check_destination(dest, force)
     state = open_run(run, checkpoint=checkpoint, device="cpu", live=live)
     models = {"generator": generator_model(state)}
     for extra in state.manager.hook.gan_export_extra(state=state):

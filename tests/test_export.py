@@ -3,6 +3,7 @@
 import json
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -136,6 +137,22 @@ def test_an_existing_export_is_not_overwritten(trained_run, tmp_path):
     assert (dest / "generator.onnx").stat().st_mtime_ns == stamp
     export_run(trained_run, ["torchscript"], out=dest, force=True)
     assert sorted(os.listdir(dest)) == ["card.json", "generator.torchscript.pt"]
+
+
+def test_force_replaces_only_an_earlier_export(trained_run, tmp_path):
+    before = sorted(p.relative_to(trained_run) for p in Path(trained_run).rglob("*"))
+    with pytest.raises(ExportError, match=r"not an earlier export.*nothing was changed"):
+        export_run(trained_run, ["onnx"], out=trained_run, force=True)  # the run folder itself
+    assert sorted(p.relative_to(trained_run) for p in Path(trained_run).rglob("*")) == before
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(ExportError, match="not an earlier export"):
+        export_run(trained_run, ["onnx"], out=tmp_path / "afile", force=True)
+    with pytest.raises(ExportError, match=r"afile is a file, not a folder"):
+        export_run(trained_run, ["onnx"], out=tmp_path / "afile" / "e")
+    assert (tmp_path / "afile").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["afile"]
+    (tmp_path / "empty").mkdir()
+    assert (export_run(trained_run, ["onnx"], out=tmp_path / "empty", force=True) / "card.json").is_file()
 
 
 def test_unknown_format(trained_run):
