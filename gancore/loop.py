@@ -61,12 +61,6 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     if main:
         recover(path / "checkpoints")
         ckpt = pick_checkpoint(path, checkpoint)
-        later = [c for c in list_checkpoints(path / "checkpoints") if int(c.name[5:]) > int(ckpt.name[5:])]
-        if later:  # resuming from an older checkpoint: set the abandoned future aside (hidden, never deleted)
-            aside = path / "checkpoints" / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
-            aside.mkdir()
-            for c in later:
-                os.rename(c, aside / c.name)
     data = load_data(mgr, cfg, train=True)
     state = build_state(mgr, cfg, data=data)
     state.run_dir = path
@@ -77,11 +71,23 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     if state.step >= cfg["train"]["steps"]:
         raise ConfigError(f"run {path} already reached step {state.step} of {cfg['train']['steps']}; "
                           f"pass --steps N (N > {state.step}) to train further")
-    if main:
+    if main:  # only once the checkpoint has loaded and there are steps to train: a refused resume moves nothing
+        _set_aside_later(path / "checkpoints", ckpt)
         _truncate_log(path / "metrics.jsonl", state.step)
         if steps is not None:
             write_json_atomic(path / "config.json", cfg)
     return state
+
+
+def _set_aside_later(folder: Path, ckpt: Path) -> None:
+    """Resuming from an older checkpoint: move the later ones, the abandoned future, aside (hidden, never
+    deleted), so that the run's latest checkpoint is the one it goes on from."""
+    later = [c for c in list_checkpoints(folder) if int(c.name[5:]) > int(ckpt.name[5:])]
+    if later:
+        aside = folder / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.mkdir()
+        for c in later:
+            os.rename(c, aside / c.name)
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gancore.checkpoint import list_checkpoints
+from gancore.errors import ConfigError
 from gancore.loop import lr_factor, prepare, prepare_resume, train
 from tests.conftest import tiny
 
@@ -95,6 +96,16 @@ def test_resuming_from_an_older_checkpoint_sets_the_later_ones_aside():
     assert len(aside) == 1 and sorted(p.name for p in aside[0].iterdir()) == ["step-0000004", "step-0000006"]
     train(resumed, progress=False)
     assert [p.name for p in list_checkpoints(root)] == ["step-0000002", "step-0000004", "step-0000006"]
+
+
+def test_a_refused_resume_from_an_older_checkpoint_moves_nothing():
+    state = train(prepare("dcgan", tiny(train={"steps": 4, "checkpoint_every": 2}), out="runs/keep"),
+                  progress=False)
+    root = state.run_dir / "checkpoints"
+    with pytest.raises(ConfigError, match=r"already reached step 2 of 2.*--steps"):
+        prepare_resume(state.run_dir, checkpoint="2", steps=2)
+    assert [p.name for p in list_checkpoints(root)] == ["step-0000002", "step-0000004"]
+    assert not [p for p in root.iterdir() if p.name.startswith(".abandoned-")]
 
 
 def test_the_loop_calls_the_phase_hooks(monkeypatch):
