@@ -123,6 +123,27 @@ def traverse(state: Any, path: str | Path, code: int = 0, cols: int = 10, seed: 
     return save_grid(x, path, tuple(state.data_info["value_range"]), nrow=nrow)
 
 
+MAX_SAMPLES = 65536  # the batch an exported model admits; a grid of more is no picture anyway
+NOT_TEXT = (".png", ".jpg", ".jpeg", ".json", ".jsonl", ".toml", ".safetensors", ".onnx", ".pt")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        return f.read(8) == PNG_SIGNATURE
+
+
+def _check_grid_path(out: Path) -> None:
+    """A grid is a PNG: refuse another suffix, and never overwrite a file that is not a PNG already."""
+    if out.suffix.lower() != ".png":
+        raise ExportError(f"-o {str(out)!r}: sample grids are PNG files; give a name ending in .png")
+    if out.exists() and not _is_png(out):
+        raise ExportError(f"-o {str(out)!r} exists and is not a PNG picture, so it is not overwritten; "
+                          f"choose another name")
+
+
 @dataclass
 class SampleResult:
     samples: np.ndarray
@@ -150,8 +171,9 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     With ``traverse=i``, draw a traversal grid of continuous code ``i`` instead (see :func:`traversal_latent`).
     ``live``: a run trained with ``train.ema`` is sampled from its last step's weights, not G's average.
     """
-    if n < 1:
-        raise ExportError(f"-n must be >= 1, got {n}")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ExportError(f"-n must be from 1 to {MAX_SAMPLES}, got {n}; for more, sample several times with "
+                          f"different --seed values")
     target = Path(target)
     refuse_live_for_model(target, live)
     nrow = None
@@ -186,9 +208,10 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             raise ExportError("--traverse draws image grids; a sequence model's samples are text")
         ids = res.samples.argmax(-1) if res.samples.dtype.kind == "f" else res.samples  # one-hots from a run
         res.texts = decode_tokens(ids, vocab, level)
-        if out is not None and Path(out).suffix.lower() in (".png", ".jpg", ".jpeg"):
-            raise ExportError(f"this model writes text, not pictures; give -o a text file (e.g. samples.txt), "
-                              f"not {str(out)!r}, or leave -o out to print the samples")
+        if out is not None and Path(out).suffix.lower() in NOT_TEXT:
+            raise ExportError(f"this model writes text; give -o a text file (e.g. samples.txt), not {str(out)!r} "
+                              f"(a {Path(out).suffix} name is for pictures, models or run files), or leave -o out "
+                              f"to print the samples")
         if out is not None:
             try:
                 write_text_atomic(Path(out), "".join(t + "\n" for t in res.texts))
@@ -200,6 +223,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     if out is not None:
         if kind != "image" or res.samples.ndim != 4:
             raise ExportError("this model does not produce images; a PNG grid needs image output")
+        _check_grid_path(Path(out))
         try:
             res.out = save_grid(res.samples, out, value_range, nrow=nrow)  # type: ignore[arg-type]
         except (OSError, ValueError) as e:

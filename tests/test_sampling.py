@@ -26,9 +26,27 @@ def test_same_seed_same_samples(trained_run):
     assert not np.array_equal(a, sample(trained_run, n=4, seed=2).samples)
 
 
-def test_bad_n(trained_run):
-    with pytest.raises(ExportError, match="-n must be >= 1"):
-        sample(trained_run, n=0)
+@pytest.mark.parametrize("n", [0, 65537])
+def test_bad_n(trained_run, n):
+    with pytest.raises(ExportError, match=rf"-n must be from 1 to 65536, got {n}"):
+        sample(trained_run, n=n)
+
+
+def test_a_grid_is_written_only_as_a_png_and_never_over_another_file(trained_run, tmp_path):
+    with pytest.raises(ExportError, match=r"grids are PNG files.*\.png"):
+        sample(trained_run, n=4, out=tmp_path / "g.jpg")
+    config = trained_run / "config.json"
+    before = config.read_bytes()
+    with pytest.raises(ExportError, match="grids are PNG files"):
+        sample(trained_run, n=4, out=config)
+    (tmp_path / "fake.png").write_text("notes")
+    with pytest.raises(ExportError, match="exists and is not a PNG picture"):
+        sample(trained_run, n=4, out=tmp_path / "fake.png")
+    assert (tmp_path / "fake.png").read_text() == "notes" and config.read_bytes() == before
+    assert not (tmp_path / "g.jpg").exists()
+    sample(trained_run, n=4, out=tmp_path / "g.png", seed=1)
+    sample(trained_run, n=9, out=tmp_path / "g.png", seed=2)  # an earlier grid is replaced
+    assert Image.open(tmp_path / "g.png").size == (2 + 3 * 30, 2 + 3 * 30)
 
 
 def test_grid_maps_value_range_to_bytes():

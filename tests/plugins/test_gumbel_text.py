@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gancore.deploy import OnnxModel
-from gancore.errors import DataError, GanError
+from gancore.errors import DataError, ExportError, GanError
 from gancore.export import export_run
 from gancore.loop import prepare, train
 from gancore.sampling import decode_tokens, sample
@@ -278,6 +278,12 @@ def test_sample_prints_text_from_a_run_and_from_onnx(run, tmp_path):
     dest = export_run(run.run_dir, ["onnx"], out=tmp_path / "exp")
     res2 = sample(dest / "generator.onnx", n=5, out=tmp_path / "s.txt")
     assert (tmp_path / "s.txt").read_text().splitlines() == res2.texts
+    config = run.run_dir / "config.json"
+    before = config.read_bytes()
+    for name in (config, tmp_path / "g.png"):  # a run's own files and picture names are not text files
+        with pytest.raises(ExportError, match=r"this model writes text; give -o a text file"):
+            sample(run.run_dir, n=5, out=name)
+    assert config.read_bytes() == before and not (tmp_path / "g.png").exists()
 
 
 def test_export_ids_match_pytorch_exactly_and_decode_from_metadata_alone(run, tmp_path):
