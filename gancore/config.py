@@ -108,6 +108,14 @@ class DataConfig:
 
 
 TOP_SCALARS: dict[str, type] = {"plugin": str, "seed": int, "device": str}
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take it, with room for the per-step offsets
+
+
+def check_seed(seed: int, where: str = "seed") -> int:
+    """``seed`` if it is a whole number from 0 to :data:`MAX_SEED`, else a :class:`ConfigError` saying so."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{where} must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
 COMPONENT_SECTIONS = ("generator", "discriminator", "sampler", "loss")
 SECTIONS = ("train", "data", *COMPONENT_SECTIONS, "regularizers", "networks")
 

@@ -12,6 +12,7 @@ from gancore.config import (
     TOP_SCALARS,
     DataConfig,
     TrainConfig,
+    check_seed,
     coerce,
     coerce_params,
     default_config,
@@ -83,6 +84,7 @@ def validate(mgr: PluginManager, cfg: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, tp in TOP_SCALARS.items():
         out[key] = coerce(cfg[key], tp, key)
+    check_seed(out["seed"])
     out["train"] = dataclasses.asdict(TrainConfig(**coerce_params(TrainConfig, cfg["train"], where="train")))
 
     data = dict(cfg["data"])

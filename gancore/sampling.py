@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gancore.config import check_seed
 from gancore.deploy import class_limits, draw_input
 from gancore.errors import ExportError
 from gancore.fsutil import write_text_atomic
@@ -174,6 +175,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     if not 1 <= n <= MAX_SAMPLES:
         raise ExportError(f"-n must be from 1 to {MAX_SAMPLES}, got {n}; for more, sample several times with "
                           f"different --seed values")
+    check_seed(seed, "--seed")
     target = Path(target)
     refuse_live_for_model(target, live)
     nrow = None

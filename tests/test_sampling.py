@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gancore.errors import ExportError
+from gancore.errors import ExportError, GanError
 from gancore.images import grid_array
 from gancore.sampling import sample
 
@@ -30,6 +30,13 @@ def test_same_seed_same_samples(trained_run):
 def test_bad_n(trained_run, n):
     with pytest.raises(ExportError, match=rf"-n must be from 1 to 65536, got {n}"):
         sample(trained_run, n=n)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 10**23])
+def test_bad_seed(trained_run, exported, seed):
+    for target in (trained_run, exported / "generator.onnx"):
+        with pytest.raises(GanError, match=r"--seed must be a whole number from 0 to 4294967295"):
+            sample(target, n=4, seed=seed)
 
 
 def test_a_grid_is_written_only_as_a_png_and_never_over_another_file(trained_run, tmp_path):

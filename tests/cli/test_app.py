@@ -77,6 +77,8 @@ def test_config_file(tmp_path):
         (["--plugin", "dcgan", "--set", "generator.depth=3"], r"unknown key 'depth'.*Valid keys: batchnorm, width"),
         (["--plugin", "dcgan", "--set", "generator.width=wide"], r"width expects an integer, got 'wide'"),
         (["--plugin", "dcgan", "--steps", "0"], r"train.steps must be >= 1"),
+        (["--plugin", "dcgan", "--seed", str(10**23)], r"seed must be a whole number from 0 to 4294967295"),
+        (["--plugin", "dcgan", "--seed", "-1"], r"seed must be a whole number from 0 to 4294967295, got -1"),
         (["--plugin", "dcgan", "--dataset", "cifar-99"], r"unknown dataset 'cifar-99'"),
         (["--plugin", "dcgan", "--data-dir", "missing-folder"], r"does not exist.*dataset-fashion-mnist"),
         (["--plugin", "dcgan", "--data-dir", "."], r"FashionMNIST files not found.*apt-get install"),
