@@ -196,8 +196,15 @@ def load_weights(state: TrainState, ckpt: Path, *, averaged: bool = False) -> No
         try:
             module.load_state_dict(sd, strict=True)
         except RuntimeError as e:
-            first = str(e).splitlines()[0]
-            raise CheckpointError(f"checkpoint {ckpt} does not fit this run's {what} ({first})") from None
+            raise CheckpointError(f"checkpoint {ckpt} does not fit this run's {what}: {_mismatch(e)}; was it "
+                                  f"written by another run or config?") from None
+
+
+def _mismatch(e: RuntimeError, limit: int = 300) -> str:
+    """The first of torch's reasons (missing keys, unexpected keys, a size mismatch), not its header line."""
+    lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+    reason = lines[0] if lines else str(e).strip()
+    return reason if len(reason) <= limit else reason[:limit] + " ..."
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, prefix: str, meta: dict[str, Any], tensors: dict[str, Tensor],
