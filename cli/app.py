@@ -232,7 +232,11 @@ def eval_(
     typer.echo(f"{run} at step {state.step}")
     typer.echo(table(results))
     report = write_report(state, results, live=live)
-    pic = None if run.suffix == ".onnx" else curves(Path(run))
+    try:
+        pic = None if run.suffix == ".onnx" else curves(Path(run))
+    except OSError as e:
+        raise GanError(f"could not write {Path(run) / 'curves.png'}: {e.strerror or e}; the scores are saved in "
+                       f"{report}. Free disk space, then run gan eval again for the picture") from None
     typer.echo(f"wrote {report}" + (f" and {pic}" if pic else ""), err=True)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,6 @@ def gan(*args):
 
 
 def one_line_error(res, pattern):
-    import re
-
     assert res.exit_code == 2, res.output
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
@@ -170,6 +169,23 @@ def test_eval_of_an_exported_onnx_generator(exported, monkeypatch, tmp_path):
     assert "fashion-quality/frechet" in res.stdout
     report = json.loads((tmp_path / "generator.eval.json").read_text())
     assert report["step"] == 6 and report["results"]["fashion-quality/classes"] == 10.0
+
+
+def test_eval_that_cannot_write_its_curves_keeps_the_scores(trained_run, monkeypatch):
+    import errno
+
+    from gancore import plots
+    from gancore.builtin.image_metrics import FashionQuality
+
+    def full(*_args, **_kw):
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(FashionQuality, "samples", 500)
+    monkeypatch.setattr(plots, "curves", full)
+    res = gan("eval", trained_run, "--metric", "fashion-quality")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert re.search(r"error: could not write .*curves\.png: File too large; the scores are saved in .*eval/step-",
+                     res.stderr), res.stderr
 
 
 def test_eval_with_a_metric_that_does_not_fit(trained_run):
