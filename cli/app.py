@@ -216,11 +216,13 @@ def eval_(
     from gancore.evaluate import OnnxSource, applicable, evaluate, table, write_report
     from gancore.plots import curves
     from gancore.runs import open_run
-    from gancore.sampling import refuse_live_for_model
+    from gancore.sampling import refuse_run_options_for_model
 
-    refuse_live_for_model(run, live)
-    state = OnnxSource(run) if run.suffix == ".onnx" else open_run(run, checkpoint=checkpoint, device=device,
-                                                                   live=live)
+    refuse_run_options_for_model(run, live, checkpoint)
+    if run.suffix == ".onnx":
+        state = OnnxSource(run, device or "auto")
+    else:
+        state = open_run(run, checkpoint=checkpoint, device=device, live=live)
     skipped: dict[str, str] = {}
     metrics = applicable(state, metric, skipped)
     for name, why in skipped.items():

@@ -32,6 +32,8 @@ def session(path: str | Path, device: str = "auto") -> Any:
     """An onnxruntime session on CUDA when it really works here, else on CPU."""
     import onnxruntime as ort
 
+    if device not in ("auto", "cpu", "cuda"):
+        raise ExportError(f"--device {device!r} for an ONNX model: choose auto, cpu or cuda")
     providers = ["CPUExecutionProvider"]
     if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers() and _has_driver():
         providers.insert(0, "CUDAExecutionProvider")

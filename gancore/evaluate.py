@@ -20,10 +20,10 @@ from gancore.state import TrainState
 class OnnxSource:
     """An exported generator seen as a metric source: its metadata stands in for the run."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
         from gancore.deploy import OnnxModel
 
-        self.model = OnnxModel(path, device="cpu")
+        self.model = OnnxModel(path, device=device)
         meta = self.model.meta
         if "data" not in meta:
             raise GanError(f"{str(path)!r} has no data description in its metadata; re-export it with this gancore")

@@ -154,11 +154,15 @@ class SampleResult:
     texts: list[str] | None = None  # decoded samples of a sequence model
 
 
-def refuse_live_for_model(target: Path, live: bool) -> None:
-    """``--live`` (a run's last-step weights in place of the averages) needs a run folder, not an exported model."""
-    if live and target.suffix == ".onnx":
-        raise ExportError(f"--live picks a run folder's last-step weights; {target} holds one set of weights "
-                          f"(its card says which); give the run folder instead")
+def refuse_run_options_for_model(target: Path, live: bool, checkpoint: str | None) -> None:
+    """``--live`` (a run's last-step weights in place of the averages) and ``--checkpoint`` pick weights in a run
+    folder; an exported model holds one set, so either one given with it is an error, not silently ignored."""
+    if target.suffix != ".onnx":
+        return
+    for flag, given in (("--live", live), ("--checkpoint", checkpoint is not None)):
+        if given:
+            raise ExportError(f"{flag} picks weights in a run folder; {target} holds one set of weights (its "
+                              f"card says which); give the run folder instead, or leave {flag} out")
 
 
 def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, seed: int = 0,
@@ -177,7 +181,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
                           f"different --seed values")
     check_seed(seed, "--seed")
     target = Path(target)
-    refuse_live_for_model(target, live)
+    refuse_run_options_for_model(target, live, checkpoint)
     nrow = None
     if target.suffix == ".onnx":
         from gancore.deploy import OnnxModel

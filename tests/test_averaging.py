@@ -277,4 +277,4 @@ def test_live_takes_the_last_steps_weights_for_sample_eval_and_export(tmp_path):
                                                                   "step-0000006-live.json": "live"}
     assert reports["step-0000006.json"]["results"] != reports["step-0000006-live.json"]["results"]
     res = runner.invoke(app, ["eval", "exp-live/generator.onnx", "--live"])
-    assert res.exit_code == 2 and "--live picks a run folder" in res.output
+    assert res.exit_code == 2 and "--live picks weights in a run folder" in res.output

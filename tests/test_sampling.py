@@ -39,6 +39,14 @@ def test_bad_seed(trained_run, exported, seed):
             sample(target, n=4, seed=seed)
 
 
+def test_run_options_given_with_an_onnx_model_are_errors_not_ignored(exported):
+    model = exported / "generator.onnx"
+    with pytest.raises(ExportError, match=r"--checkpoint picks weights in a run folder.*leave --checkpoint out"):
+        sample(model, n=4, checkpoint="2")
+    with pytest.raises(ExportError, match=r"--device 'cdua' for an ONNX model: choose auto, cpu or cuda"):
+        sample(model, n=4, device="cdua")
+
+
 def test_a_grid_is_written_only_as_a_png_and_never_over_another_file(trained_run, tmp_path):
     with pytest.raises(ExportError, match=r"grids are PNG files.*\.png"):
         sample(trained_run, n=4, out=tmp_path / "g.jpg")
