@@ -14,6 +14,16 @@ from typer.core import TyperGroup
 from gancore.errors import GanError
 
 
+def _message(e: GanError) -> str:
+    """The error's one line; an unknown name also names the setting that may have filtered its plugin out."""
+    from gancore.errors import PluginError
+    from gancore.plugins import restriction
+
+    if isinstance(e, PluginError) and (setting := restriction()):
+        return f"error: {e} (plugin loading is restricted by {setting}; unset it to load every installed plugin)"
+    return f"error: {e}"
+
+
 class _Group(TyperGroup):
     """Turn a GanError from any command into one line on stderr and exit code 2."""
 
@@ -21,7 +31,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except GanError as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(_message(e), err=True)
             raise typer.Exit(e.exit_code) from None
 
 
@@ -273,5 +283,5 @@ def main() -> None:
         _add_plugin_commands()
         app()
     except GanError as e:  # raised while loading plugins, before a command runs
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(_message(e), err=True)
         sys.exit(e.exit_code)

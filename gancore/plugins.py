@@ -32,6 +32,18 @@ ENV_ONLY = "GANCORE_PLUGINS"
 REGISTRATION_HOOKS = {kind: f"gan_register_{kind}" for kind in Registries.KINDS}
 
 
+def _disabled() -> bool:
+    return os.environ.get(ENV_DISABLE, "").strip() not in ("", "0", "false")
+
+
+def restriction() -> str | None:
+    """The environment setting that keeps installed plugins from loading (``"GANCORE_PLUGINS=dcgan"``), if any:
+    an unknown-name error names it, since the name may belong to a plugin it filtered out."""
+    if _disabled():
+        return f"{ENV_DISABLE}={os.environ[ENV_DISABLE]}"
+    return f"{ENV_ONLY}={os.environ[ENV_ONLY]}" if ENV_ONLY in os.environ else None
+
+
 @dataclass
 class PluginInfo:
     """Where one plugin came from and what it registered."""
@@ -74,7 +86,7 @@ class PluginManager:
         self.info[name] = info or PluginInfo(name=name, origin=_origin(plugin))
 
     def load_entry_points(self) -> None:
-        if os.environ.get(ENV_DISABLE, "").strip() not in ("", "0", "false"):
+        if _disabled():
             return
         only = os.environ.get(ENV_ONLY)
         allowed = {n.strip() for n in only.split(",") if n.strip()} if only is not None else None

@@ -19,7 +19,7 @@ from gancore.config import (
     merge,
 )
 from gancore.errors import ConfigError, PluginError, suggest
-from gancore.plugins import PluginManager
+from gancore.plugins import PluginManager, restriction
 from gancore.registry import Registry
 
 SECTION_REGISTRY = {"generator": "generators", "discriminator": "discriminators", "sampler": "samplers",
@@ -30,7 +30,8 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     """The recipe of ``plugin`` over the core defaults, then each layer in order; checked and complete."""
     recipes = mgr.registries.recipes
     if plugin not in recipes:
-        known = ", ".join(recipes.list()) or "none (is gancore installed? see `gan plugins`)"
+        known = ", ".join(recipes.list()) or ("none" if restriction() else "none (is gancore installed? see "
+                                                                        "`gan plugins`)")
         raise PluginError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: {known}")
     recipe = recipes.get(plugin).builder()
     cfg = merge(default_config(), recipe)

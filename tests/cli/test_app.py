@@ -135,6 +135,20 @@ def test_export_twice_is_refused(trained_run):
     one_line_error(gan("export", trained_run, "--out", "e"), r"already exists.*--force")
 
 
+def test_an_unknown_name_names_the_setting_that_filtered_plugins_out(monkeypatch):
+    from gancore.plugins import reset_manager
+
+    monkeypatch.setenv("GANCORE_PLUGINS", "dcgn")
+    reset_manager()
+    try:
+        one_line_error(gan("train", "--plugin", "dcgan", "--quiet"),
+                       r"unknown plugin 'dcgan'\. Known plugins: none \(plugin loading is restricted by "
+                       r"GANCORE_PLUGINS=dcgn; unset it to load every installed plugin\)$")
+    finally:
+        monkeypatch.delenv("GANCORE_PLUGINS")
+        reset_manager()
+
+
 def test_eval_of_a_dcgan_run_prints_figures_beside_their_ceilings(trained_run, monkeypatch):
     from gancore.builtin.image_metrics import FashionQuality
 
