@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gancore.checkpoint import list_checkpoints, load_weights, read_json
+from gancore.config import merge
 from gancore.errors import CheckpointError, ConfigError
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import PluginManager, get_manager
@@ -66,18 +67,23 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
                     steps: int | None = None) -> dict[str, Any]:
     """A run folder's saved config, with ``device`` and ``steps`` overridden, checked as a new one would be."""
     if not is_run_dir(path):
-        what = "is not a gancore run folder (no config.json and run.json)" if path.is_dir() else \
-            "is not a gancore run folder: it does not exist (runs are folders like runs/dcgan-0001)"
+        if path.is_dir():
+            what = "is not a gancore run folder (no config.json and run.json)"
+        elif path.exists():
+            what = "is a file, not a gancore run folder (runs are folders like runs/dcgan-0001)"
+        else:
+            what = "is not a gancore run folder: it does not exist (runs are folders like runs/dcgan-0001)"
         raise CheckpointError(f"{str(path)!r} {what}")
     cfg = read_json(path / "config.json", "run config")
     try:
-        if steps is not None:
-            cfg["train"]["steps"] = steps
-        if device:
-            cfg["device"] = device
-        return validate(mgr, cfg)
+        saved = validate(mgr, cfg)
     except (ConfigError, KeyError, TypeError) as e:
         raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
+    if steps is None and not device:
+        return saved
+    # Checked apart from the saved config, so that a bad --steps or --device is blamed, not the run.
+    return validate(mgr, merge(saved, {"train": {} if steps is None else {"steps": steps},
+                                       **({"device": device} if device else {})}))
 
 
 def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: str | None = None,

@@ -135,6 +135,13 @@ def test_export_twice_is_refused(trained_run):
     one_line_error(gan("export", trained_run, "--out", "e"), r"already exists.*--force")
 
 
+def test_a_bad_resume_blames_the_option_or_the_path_not_the_run(trained_run, tmp_path):
+    one_line_error(gan("train", "--resume", trained_run, "--steps", "-4"), r"train\.steps must be >= 1, got -4$")
+    one_line_error(gan("train", "--resume", trained_run, "--device", "tpu"), r"^error: unknown device 'tpu'; use auto")
+    (tmp_path / "afile").write_text("x")
+    one_line_error(gan("train", "--resume", tmp_path / "afile"), r"afile' is a file, not a gancore run folder")
+
+
 def test_an_unknown_name_names_the_setting_that_filtered_plugins_out(monkeypatch):
     from gancore.plugins import reset_manager
 
