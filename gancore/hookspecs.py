@@ -142,7 +142,8 @@ def gan_register_commands(register: Register) -> None:
 def gan_train_start(state: TrainState) -> None:
     """Called once the networks, optimizers and data are ready, before the first step.
 
-    :param state: the run's training state (config, networks, optimizers, step, run folder).
+    :param state: the run's training state (config, networks, optimizers, step, run folder). Work of its own
+        (a pre-training phase) shows progress only where ``state.progress`` is true (not under ``--quiet``).
     """
 
 

@@ -164,8 +164,9 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     log_path = run_dir / "metrics.jsonl"
     window = LossWindow()
     metrics = applicable(state) if cfg["eval_every"] and main else {}
+    state.progress = progress and main
     hook.gan_train_start(state=state)
-    bar = Progress(state.step, total_steps, progress and main)
+    bar = Progress(state.step, total_steps, state.progress)
     t_start, step_start = time.perf_counter(), state.step
     t_last, step_last = t_start, state.step
 

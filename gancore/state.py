@@ -64,6 +64,7 @@ class TrainState:
     rollbacks: int = 0  # NaN rollbacks so far (saved, so --max-rollbacks and the LR factor survive a resume)
     world: World = SINGLE  # this process's place among data-parallel processes
     average: WeightAverage | None = None  # train.ema: the averaged networks
+    progress: bool = True  # this process shows progress (not under --quiet, nor on ranks > 0); hooks honour it
 
     @property
     def latent_specs(self) -> tuple[LatentSpec, ...]:

@@ -93,7 +93,7 @@ def gan_train_start(state: Any) -> None:
     if not cfg.pretrain_steps:
         return
     opt = torch.optim.Adam(g.parameters(), lr=cfg.pretrain_lr)
-    bar = Progress(0, cfg.pretrain_steps, state.world.main, label="MLE pre-training")
+    bar = Progress(0, cfg.pretrain_steps, state.progress, label="MLE pre-training")
     batch_size = state.config["train"]["batch_size"]
     start = time.perf_counter()
     for i in range(cfg.pretrain_steps):

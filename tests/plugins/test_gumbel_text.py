@@ -231,6 +231,14 @@ def test_image_data_is_refused_with_a_clear_message():
         prepare("gumbel-text", {**TINY, "data": {"name": "fashion-mnist", "limit": 64}})
 
 
+@pytest.mark.parametrize("progress", [True, False])
+def test_pre_training_shows_progress_unless_quiet(tmp_path, capsys, progress):
+    cfg = {**TINY, "loss": {"name": "gumbel-text", "pretrain_steps": 4}, "train": {**TINY["train"], "steps": 1}}
+    train(prepare("gumbel-text", cfg, out=str(tmp_path / "r")), progress=progress)
+    shown = "MLE pre-training step 4/4" in capsys.readouterr().err
+    assert shown == progress
+
+
 def test_training_writes_text_samples(run):
     files = sorted((run.run_dir / "samples").glob("step-*.txt"))
     assert [f.name for f in files] == ["step-0000002.txt", "step-0000004.txt"]
