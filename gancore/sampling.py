@@ -192,9 +192,9 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             x = model.run(feeds)[0]
         else:
             x = model.sample(n, seed)
-        output = model.meta.get("output", {})
+        output, info = model.meta.get("output", {}), model.meta.get("data", {})
         value_range = tuple(output.get("value_range", (-1.0, 1.0)))
-        kind = {"NCHW": "image", "tokens": "sequence"}.get(output.get("layout"), "other")
+        kind = {"NCHW": "image", "tokens": "sequence"}.get(output.get("layout"), info.get("kind", "other"))
         vocab, level = model.meta.get("vocab"), output.get("level", "char")
         res = SampleResult(x, "onnxruntime", model.provider, None)
     else:
@@ -205,8 +205,9 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             x, nrow = traversal_images(state, traverse, seed=seed)
         else:
             x = generate(state, n, seed).cpu().numpy()
-        value_range = tuple(state.data_info["value_range"])
-        kind = state.data_info.get("kind", "image")
+        info = state.data_info
+        value_range = tuple(info["value_range"])
+        kind = info.get("kind", "image")
         vocab, level = state.data_info.get("vocab"), state.data_info.get("level", "char")
         res = SampleResult(x, "pytorch", str(state.device), None)
     if kind == "sequence" and vocab:
@@ -227,11 +228,18 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
         return res
     out = out if out is not None else default_out
     if out is not None:
-        if kind != "image" or res.samples.ndim != 4:
-            raise ExportError("this model does not produce images; a PNG grid needs image output")
+        points = kind == "points" and res.samples.ndim == 2 and res.samples.shape[1] == 2 and traverse is None
+        if not points and (kind != "image" or res.samples.ndim != 4):
+            raise ExportError("this model does not produce images or 2-D points; a PNG needs one or the other")
         _check_grid_path(Path(out))
         try:
-            res.out = save_grid(res.samples, out, value_range, nrow=nrow)  # type: ignore[arg-type]
+            if points:  # a scatter plot over the data's modes, as training draws them
+                from gancore.plots import scatter
+
+                res.out = scatter(res.samples, Path(out), modes=info.get("modes"), sigma=info.get("sigma"),
+                                  lim=value_range[1], title=f"{len(res.samples)} samples, seed {seed} ({res.backend})")
+            else:
+                res.out = save_grid(res.samples, out, value_range, nrow=nrow)  # type: ignore[arg-type]
         except (OSError, ValueError) as e:
             raise ExportError(f"could not write {str(out)!r}: {getattr(e, 'strerror', None) or e}") from None
     return res

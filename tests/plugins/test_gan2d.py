@@ -83,6 +83,16 @@ def test_a_short_run_logs_evaluations_draws_scatter_plots_and_evaluates(tmp_path
     report = json.loads((state.run_dir / "eval" / "step-0000040.json").read_text())
     assert report["results"]["modes/modes_total"] == 8.0
     assert (state.run_dir / "curves.png").stat().st_size > 1000
+    # gan sample draws 2-D points as a scatter plot over the modes, from the run and from its export
+    res = CliRunner().invoke(app, ["sample", str(state.run_dir), "-n", "500", "-o", str(tmp_path / "run.png")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["export", str(state.run_dir), "--out", str(tmp_path / "exp")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["sample", str(tmp_path / "exp" / "generator.onnx"), "-n", "500", "-o",
+                                   str(tmp_path / "onnx.png")])
+    assert res.exit_code == 0, res.output
+    for name in ("run.png", "onnx.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG" and (tmp_path / name).stat().st_size > 5000
 
 
 def test_gan_eval_on_a_run_no_metric_fits(trained_run, tmp_path):
