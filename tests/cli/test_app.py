@@ -214,7 +214,9 @@ def test_eval_with_a_metric_that_does_not_fit(trained_run):
 
 
 def test_sample_into_a_folder_is_a_clear_error(trained_run, tmp_path):
-    one_line_error(gan("sample", trained_run, "-o", tmp_path), r"could not write")
+    one_line_error(gan("sample", trained_run, "-o", tmp_path), r"sample grids are PNG files; give a name ending")
+    (tmp_path / "dir.png").mkdir()
+    one_line_error(gan("sample", trained_run, "-o", tmp_path / "dir.png"), r"exists and is not a PNG picture")
 
 
 def test_install_needs_a_package():
