@@ -108,6 +108,8 @@ class DataConfig:
 
 
 TOP_SCALARS: dict[str, type] = {"plugin": str, "seed": int, "device": str}
+COMPONENT_SECTIONS = ("generator", "discriminator", "sampler", "loss")
+SECTIONS = ("train", "data", *COMPONENT_SECTIONS, "regularizers", "networks")
 MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take it, with room for the per-step offsets
 
 
@@ -116,8 +118,6 @@ def check_seed(seed: int, where: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"{where} must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
     return seed
-COMPONENT_SECTIONS = ("generator", "discriminator", "sampler", "loss")
-SECTIONS = ("train", "data", *COMPONENT_SECTIONS, "regularizers", "networks")
 
 
 def default_config() -> dict[str, Any]:

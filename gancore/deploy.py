@@ -15,6 +15,7 @@ import numpy as np
 from gancore.errors import ExportError
 
 META_PREFIX = "gancore."
+MAX_BATCH = 65536  # the largest batch an export admits (its dynamic batch dimension's bound)
 
 
 def _has_driver() -> bool:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from gancore import __version__
 from gancore.averaging import averaged_nets
 from gancore.components import ExportModel, LatentSpec, draw
+from gancore.deploy import MAX_BATCH
 from gancore.errors import ExportError
 from gancore.fsutil import swap_into_place
 from gancore.runs import open_run
@@ -139,7 +140,7 @@ def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any], *, fp1
     reference = model.module.eval()
     module = Half(reference).eval() if fp16 else reference
     names = [s.name for s in model.inputs]
-    batch = torch.export.Dim("batch", min=1, max=65536)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     example = _examples(model.inputs, 2, seed=0)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")

@@ -30,8 +30,8 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     """The recipe of ``plugin`` over the core defaults, then each layer in order; checked and complete."""
     recipes = mgr.registries.recipes
     if plugin not in recipes:
-        known = ", ".join(recipes.list()) or ("none" if restriction() else "none (is gancore installed? see "
-                                                                        "`gan plugins`)")
+        hint = "" if restriction() else " (is gancore installed? see `gan plugins`)"
+        known = ", ".join(recipes.list()) or f"none{hint}"
         raise PluginError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: {known}")
     recipe = recipes.get(plugin).builder()
     cfg = merge(default_config(), recipe)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from gancore.config import check_seed
-from gancore.deploy import class_limits, draw_input
+from gancore.deploy import MAX_BATCH, class_limits, draw_input
 from gancore.errors import ExportError
 from gancore.fsutil import write_text_atomic
 from gancore.images import save_grid
@@ -124,7 +124,6 @@ def traverse(state: Any, path: str | Path, code: int = 0, cols: int = 10, seed: 
     return save_grid(x, path, tuple(state.data_info["value_range"]), nrow=nrow)
 
 
-MAX_SAMPLES = 65536  # the batch an exported model admits; a grid of more is no picture anyway
 NOT_TEXT = (".png", ".jpg", ".jpeg", ".json", ".jsonl", ".toml", ".safetensors", ".onnx", ".pt")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -176,8 +175,8 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     With ``traverse=i``, draw a traversal grid of continuous code ``i`` instead (see :func:`traversal_latent`).
     ``live``: a run trained with ``train.ema`` is sampled from its last step's weights, not G's average.
     """
-    if not 1 <= n <= MAX_SAMPLES:
-        raise ExportError(f"-n must be from 1 to {MAX_SAMPLES}, got {n}; for more, sample several times with "
+    if not 1 <= n <= MAX_BATCH:
+        raise ExportError(f"-n must be from 1 to {MAX_BATCH}, got {n}; for more, sample several times with "
                           f"different --seed values")
     check_seed(seed, "--seed")
     target = Path(target)
