@@ -1,9 +1,10 @@
-"""Sample grids as PNG, written atomically."""
+"""Sample grids as PNG, written atomically; 2-D samples as scatter plots."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -39,3 +40,15 @@ def save_grid(images: np.ndarray, path: str | Path, value_range: tuple[float, fl
     with replacing(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")
     return path
+
+
+def save_picture(samples: np.ndarray, path: str | Path, info: dict[str, Any], *, title: str = "",
+                 nrow: int | None = None) -> Path:
+    """Samples as a PNG: a scatter plot over the data's modes for 2-D points (``info["kind"] == "points"``), else
+    a grid of images. ``info`` is a run's data description (``data_info``, or an export's ``data`` metadata)."""
+    if info.get("kind") == "points":
+        from gancore.plots import scatter  # matplotlib, only where a scatter plot is drawn
+
+        return scatter(samples, Path(path), modes=info.get("modes"), sigma=info.get("sigma"),
+                       lim=info["value_range"][1], title=title)
+    return save_grid(samples, path, tuple(info["value_range"]), nrow=nrow)

@@ -25,7 +25,7 @@ from gancore.errors import ConfigError, GanError
 from gancore.evaluate import applicable, evaluate
 from gancore.fsutil import write_json_atomic, write_text_atomic
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
-from gancore.images import save_grid
+from gancore.images import save_picture
 from gancore.plugins import PluginManager, get_manager
 from gancore.progress import Progress
 from gancore.resolve import resolve_config
@@ -126,13 +126,7 @@ def sample_grid(state: TrainState, path: Path) -> Path | None:
         return None
     with eval_mode(state.nets.generator):
         x = state.nets.generator(**state.fixed_latent).float().cpu().numpy()
-    if kind == "points":
-        from gancore.plots import scatter
-
-        info = state.data_info
-        return scatter(x, path, modes=info.get("modes"), sigma=info.get("sigma"), lim=info["value_range"][1],
-                       title=f"{state.config['plugin']} step {state.step}")
-    return save_grid(x, path, tuple(state.data_info["value_range"]))
+    return save_picture(x, path, state.data_info, title=f"{state.config['plugin']} step {state.step}")
 
 
 def train(state: TrainState, *, progress: bool = True) -> TrainState:

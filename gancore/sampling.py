@@ -14,7 +14,7 @@ from gancore.config import check_seed
 from gancore.deploy import MAX_BATCH, class_limits, draw_input
 from gancore.errors import ExportError
 from gancore.fsutil import write_text_atomic
-from gancore.images import save_grid
+from gancore.images import save_grid, save_picture
 
 
 @contextmanager
@@ -230,15 +230,11 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
         points = kind == "points" and res.samples.ndim == 2 and res.samples.shape[1] == 2 and traverse is None
         if not points and (kind != "image" or res.samples.ndim != 4):
             raise ExportError("this model does not produce images or 2-D points; a PNG needs one or the other")
-        _check_grid_path(Path(out))
         try:
-            if points:  # a scatter plot over the data's modes, as training draws them
-                from gancore.plots import scatter
-
-                res.out = scatter(res.samples, Path(out), modes=info.get("modes"), sigma=info.get("sigma"),
-                                  lim=value_range[1], title=f"{len(res.samples)} samples, seed {seed} ({res.backend})")
-            else:
-                res.out = save_grid(res.samples, out, value_range, nrow=nrow)  # type: ignore[arg-type]
+            _check_grid_path(Path(out))
+            picture = {**info, "kind": "points" if points else "image", "value_range": value_range}
+            res.out = save_picture(res.samples, out, picture, nrow=nrow,
+                                   title=f"{len(res.samples)} samples, seed {seed} ({res.backend})")
         except (OSError, ValueError) as e:
             raise ExportError(f"could not write {str(out)!r}: {getattr(e, 'strerror', None) or e}") from None
     return res
