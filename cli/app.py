@@ -16,10 +16,10 @@ from gancore.errors import GanError
 
 def _message(e: GanError) -> str:
     """The error's one line; an unknown name also names the setting that may have filtered its plugin out."""
-    from gancore.errors import PluginError
+    from gancore.errors import UnknownNameError
     from gancore.plugins import restriction
 
-    if isinstance(e, PluginError) and (setting := restriction()):
+    if isinstance(e, UnknownNameError) and (setting := restriction()):
         return f"error: {e} (plugin loading is restricted by {setting}; unset it to load every installed plugin)"
     return f"error: {e}"
 

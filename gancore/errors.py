@@ -20,6 +20,10 @@ class PluginError(GanError):
     """A plugin or component that is unknown, duplicated or broken."""
 
 
+class UnknownNameError(PluginError):
+    """A name no loaded plugin registered (a misspelling, a plugin not installed, or one filtered out)."""
+
+
 class DataError(GanError):
     """A dataset that is missing or unreadable."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gancore.config import coerce_params
-from gancore.errors import ConfigError, PluginError, suggest
+from gancore.errors import ConfigError, PluginError, UnknownNameError, suggest
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Registry:
             return self._entries[name]
         except KeyError:
             known = ", ".join(self.list()) or "none"
-            raise PluginError(
+            raise UnknownNameError(
                 f"unknown {self.kind[:-1]} {name!r}.{suggest(name, self._entries)} Known {self.kind}: {known}"
             ) from None
 

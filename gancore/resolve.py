@@ -18,7 +18,7 @@ from gancore.config import (
     default_config,
     merge,
 )
-from gancore.errors import ConfigError, PluginError, suggest
+from gancore.errors import ConfigError, UnknownNameError, suggest
 from gancore.plugins import PluginManager, restriction
 from gancore.registry import Registry
 
@@ -32,7 +32,8 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     if plugin not in recipes:
         hint = "" if restriction() else " (is gancore installed? see `gan plugins`)"
         known = ", ".join(recipes.list()) or f"none{hint}"
-        raise PluginError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: {known}")
+        raise UnknownNameError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: "
+                               f"{known}")
     recipe = recipes.get(plugin).builder()
     cfg = merge(default_config(), recipe)
     for layer in layers:
@@ -43,7 +44,9 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
             if note := switch_note(section, old, layer[section]):
                 print(f"gancore: note: {note}", file=sys.stderr)
     cfg["plugin"] = plugin
-    return validate(mgr, cfg)
+    out = validate(mgr, cfg)
+    check_seed(out["seed"])  # new runs only: a saved run with an older, wider seed still opens
+    return out
 
 
 def switch_note(section: str, old: dict[str, Any], new: dict[str, Any]) -> str | None:
@@ -85,7 +88,6 @@ def validate(mgr: PluginManager, cfg: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, tp in TOP_SCALARS.items():
         out[key] = coerce(cfg[key], tp, key)
-    check_seed(out["seed"])
     out["train"] = dataclasses.asdict(TrainConfig(**coerce_params(TrainConfig, cfg["train"], where="train")))
 
     data = dict(cfg["data"])

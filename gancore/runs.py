@@ -79,11 +79,12 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
         saved = validate(mgr, cfg)
     except (ConfigError, KeyError, TypeError) as e:
         raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
-    if steps is None and not device:
+    if device:
+        saved["device"] = device  # checked where the run is built, as for a new run
+    if steps is None:
         return saved
-    # Checked apart from the saved config, so that a bad --steps or --device is blamed, not the run.
-    return validate(mgr, merge(saved, {"train": {} if steps is None else {"steps": steps},
-                                       **({"device": device} if device else {})}))
+    # Checked apart from the saved config, so that a bad --steps is blamed, not the run.
+    return validate(mgr, merge(saved, {"train": {"steps": steps}}))
 
 
 def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: str | None = None,

@@ -80,6 +80,16 @@ def test_a_pickle_disguised_as_a_checkpoint_is_never_executed(run):
     assert not os.path.exists("PWNED")
 
 
+def test_a_run_saved_with_a_seed_new_runs_refuse_still_opens(run):
+    import json
+
+    cfg_path = run.run_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["seed"] = -1  # older versions let torch.manual_seed take it
+    cfg_path.write_text(json.dumps(cfg))
+    assert open_run(run.run_dir).config["seed"] == -1
+
+
 def test_weights_of_another_architecture_are_refused(run):
     import json
 
