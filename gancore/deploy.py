@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gancore.config import check_seed
 from gancore.errors import ExportError
 
 META_PREFIX = "gancore."
@@ -162,7 +163,9 @@ class OnnxModel:
 
     def draw(self, n: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Latent inputs for ``n`` samples, from the distributions in the metadata."""
-        rng = np.random.default_rng(seed)
+        if not 1 <= n <= MAX_BATCH:
+            raise ExportError(f"n must be from 1 to {MAX_BATCH}, got {n}")
+        rng = np.random.default_rng(check_seed(seed))
         return {spec["name"]: draw_input(spec, rng, (n, *spec["shape"])) for spec in self.inputs}
 
     def check(self, feeds: dict[str, np.ndarray]) -> None:
@@ -172,6 +175,9 @@ class OnnxModel:
             raise ExportError(f"inputs must be exactly {sorted(want)}, got {sorted(feeds)}")
         for spec in self.inputs:
             v = feeds[spec["name"]]
+            if not isinstance(v, np.ndarray):
+                raise ExportError(f"input {spec['name']!r} must be a numpy array, got {type(v).__name__}; wrap it "
+                                  f"with np.asarray(..., dtype=np.{spec['dtype']})")
             if v.ndim != 1 + len(spec["shape"]) or list(v.shape[1:]) != list(spec["shape"]):
                 raise ExportError(f"input {spec['name']!r} must have shape (batch, "
                                   f"{', '.join(map(str, spec['shape']))}), got {v.shape}")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from gancore.components import Batch, LatentSpec, Nets, Step, draw
 from gancore.config import parse_sets
 from gancore.deploy import OnnxModel
-from gancore.errors import ConfigError, ExportError
+from gancore.errors import ConfigError, ExportError, GanError
 from gancore.export import export_run
 from gancore.layers import LatentInput
 from gancore.loop import prepare, train
@@ -294,6 +294,13 @@ def test_out_of_range_categories_are_refused(export):
     feeds["categorical"][1, 0] = -1
     with pytest.raises(ExportError, match="category -1"):
         model.run(feeds)
+    feeds["categorical"] = feeds["categorical"].tolist()
+    with pytest.raises(ExportError, match=r"'categorical' must be a numpy array, got list; wrap it with np\.asarray"):
+        model.run(feeds)
+    with pytest.raises(GanError, match="seed must be a whole number from 0"):
+        model.sample(3, seed=-1)
+    with pytest.raises(ExportError, match="n must be from 1 to 65536, got 0"):
+        model.sample(0)
 
 
 def test_q_head_is_exported_with_parity(export, run):
