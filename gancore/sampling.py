@@ -207,7 +207,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
         info = state.data_info
         value_range = tuple(info["value_range"])
         kind = info.get("kind", "image")
-        vocab, level = state.data_info.get("vocab"), state.data_info.get("level", "char")
+        vocab, level = info.get("vocab"), info.get("level", "char")
         res = SampleResult(x, "pytorch", str(state.device), None)
     if kind == "sequence" and vocab:
         if traverse is not None:
