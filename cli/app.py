@@ -166,7 +166,7 @@ def sample(
                                                                  "text model, a file of samples (default: print)."
                                               )] = None,
     seed: Annotated[int, typer.Option(help="Seed of the latent draw.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     checkpoint: Annotated[str | None, typer.Option(help="A run's checkpoint step (default: latest).")] = None,
     traverse: Annotated[bool, typer.Option(help="A latent traversal instead: rows are the categories of code 0, "
                                                 "columns sweep one continuous code from -2 to 2.")] = False,
@@ -219,7 +219,7 @@ def eval_(
     run: Annotated[Path, typer.Argument(help="A run folder, or an exported .onnx generator.")],
     metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (default: all that fit).")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to evaluate (default: latest).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     live: Live = False,
 ) -> None:
     """Score a run with the registered metrics that fit its data and plugin; writes eval/ JSON and curves.png."""

@@ -30,15 +30,31 @@ def _has_driver() -> bool:
     return True
 
 
+def _first_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+
+
+def cuda_index(device: str) -> int | None:
+    """The GPU an ONNX session's ``device`` names: None for auto or cpu, 0 for cuda, N for cuda:N."""
+    if device in ("auto", "cpu"):
+        return None
+    if device == "cuda":
+        return 0
+    index = device.removeprefix("cuda:")
+    if index != device and index.isdigit():
+        return int(index)
+    raise ExportError(f"--device {device!r} for an ONNX model: choose auto, cpu, cuda or cuda:N (N a GPU index)")
+
+
 def session(path: str | Path, device: str = "auto") -> Any:
-    """An onnxruntime session on CUDA when it really works here, else on CPU."""
+    """An onnxruntime session on CUDA when it really works here, else on CPU; ``cuda`` or ``cuda:N`` insist on
+    that GPU, ``auto`` takes GPU 0 when it starts."""
     import onnxruntime as ort
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ExportError(f"--device {device!r} for an ONNX model: choose auto, cpu or cuda")
-    providers = ["CPUExecutionProvider"]
-    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers() and _has_driver():
-        providers.insert(0, "CUDAExecutionProvider")
+    gpu = cuda_index(device)
+    providers: list[Any] = ["CPUExecutionProvider"]
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers() and _has_driver():
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": gpu or 0}))
     # A provider that fails to start is logged in red as an error; we report the provider really used instead.
     ort.set_default_logger_severity(4)
     opts = ort.SessionOptions()
@@ -46,10 +62,17 @@ def session(path: str | Path, device: str = "auto") -> Any:
     try:
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as e:
-        raise ExportError(f"{str(path)!r} is not a loadable ONNX model ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:200]})") from None
-    if device == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
-        raise ExportError("--device cuda asked for, but onnxruntime's CUDA provider did not start here")
+        if len(providers) == 1:
+            raise ExportError(f"{str(path)!r} is not a loadable ONNX model ({_first_line(e)})") from None
+        # the model, or the GPU? The CPU alone tells them apart; auto then runs there
+        cpu = session(path, "cpu")
+        if gpu is None:
+            return cpu
+        raise ExportError(f"onnxruntime's CUDA provider did not start on GPU {gpu} ({_first_line(e)}); "
+                          f"--device cpu runs the model on the CPU") from None
+    if gpu is not None and sess.get_providers()[0] != "CUDAExecutionProvider":
+        raise ExportError(f"--device {device} asked for, but onnxruntime's CUDA provider did not start here"
+                          + (f" on GPU {gpu}" if gpu else ""))
     return sess
 
 
@@ -138,7 +161,7 @@ class OnnxModel:
         made_for = (self.meta.get("optimized_for") or {}).get("provider")
         if made_for and made_for != self.provider:
             # An onnx-opt file holds fused nodes of the provider it was optimised for (the CPU's).
-            if device == "cuda":
+            if cuda_index(device) is not None:
                 raise ExportError(f"{str(self.path)!r} was optimised for onnxruntime's {made_for}; on a GPU "
                                   f"load the plain .onnx (or .fp16.onnx) export instead")
             self.session = session(self.path, "cpu")
@@ -214,14 +237,16 @@ class BoundCall:
 
         self.session = sess
         self.device = "cuda" if sess.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        # the GPU the session runs on (cuda:N); 0 on the CPU
+        self.device_id = int(sess.get_provider_options().get("CUDAExecutionProvider", {}).get("device_id", 0))
         self.binding = sess.io_binding()
         # The OrtValues are kept: the binding holds only their addresses.
-        self.inputs = {k: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v), self.device, 0)
+        self.inputs = {k: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v), self.device, self.device_id)
                        for k, v in feeds.items()}
         for name, value in self.inputs.items():
             self.binding.bind_ortvalue_input(name, value)
         for out in sess.get_outputs():
-            self.binding.bind_output(out.name, self.device)
+            self.binding.bind_output(out.name, self.device, self.device_id)
 
     def __call__(self) -> list[Any]:
         """Run once; returns the outputs as OrtValues on the device (finished: onnxruntime synchronises)."""

@@ -4,12 +4,14 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
+from gancore import deploy
 from gancore import export as export_mod
 from gancore.deploy import OnnxModel
 from gancore.errors import ExportError
@@ -112,6 +114,72 @@ def test_io_binding_returns_what_run_returns(exported):
     np.testing.assert_array_equal(call.numpy()[0], model.run(feeds)[0])
     with pytest.raises(ExportError, match="must be float32"):
         model.bind({"noise": feeds["noise"].astype(np.float64)})
+
+
+@pytest.mark.parametrize(("device", "gpu"), [("auto", None), ("cpu", None), ("cuda", 0), ("cuda:0", 0), ("cuda:3", 3)])
+def test_an_onnx_device_names_a_gpu_or_none(device, gpu):
+    assert deploy.cuda_index(device) == gpu
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:-1", "cuda:x", "cuda1", "CPU"])
+def test_an_unknown_onnx_device_is_refused(device):
+    with pytest.raises(ExportError, match=r"choose auto, cpu, cuda or cuda:N"):
+        deploy.cuda_index(device)
+
+
+class FakeSession:
+    """onnxruntime.InferenceSession as a GPU machine would make it: records its providers; one whose CUDA provider
+    names a GPU missing here (``device_id`` above ``gpus``) fails to start, as onnxruntime does."""
+
+    made: ClassVar[list[list]] = []
+    gpus = 2
+
+    def __init__(self, path, sess_options=None, providers=()):
+        self.providers = list(providers)
+        FakeSession.made.append(self.providers)
+        first = self.providers[0]
+        if isinstance(first, tuple) and first[1]["device_id"] >= self.gpus:
+            raise RuntimeError("CUDA failure 101: invalid device ordinal")
+
+    def get_providers(self):
+        return [p[0] if isinstance(p, tuple) else p for p in self.providers]
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    import onnxruntime as ort
+
+    FakeSession.made = []
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", FakeSession)
+    monkeypatch.setattr(deploy, "_has_driver", lambda: True)
+    return FakeSession.made
+
+
+def test_cuda_n_starts_onnxruntime_on_that_gpu_and_a_missing_one_is_an_error(fake_gpus):
+    assert deploy.session("m.onnx", "cuda:1").get_providers()[0] == "CUDAExecutionProvider"
+    assert fake_gpus[-1][0] == ("CUDAExecutionProvider", {"device_id": 1})
+    assert deploy.session("m.onnx", "cpu").get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(ExportError, match=r"CUDA provider did not start on GPU 5 \(RuntimeError: CUDA failure 101.*"
+                                          r"--device cpu runs the model on the CPU"):
+        deploy.session("m.onnx", "cuda:5")
+    assert fake_gpus[-1] == ["CPUExecutionProvider"]  # the model itself was tried on the CPU
+
+
+def test_auto_falls_back_to_the_cpu_when_the_cuda_provider_fails_to_start(fake_gpus):
+    FakeSession.gpus = 0
+    try:
+        assert deploy.session("m.onnx", "auto").get_providers() == ["CPUExecutionProvider"]
+    finally:
+        FakeSession.gpus = 2
+
+
+def test_cuda_asked_for_on_a_machine_without_a_gpu_is_an_error(exported, monkeypatch):
+    monkeypatch.setattr(deploy, "_has_driver", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ExportError, match=rf"--device {device} asked for, but onnxruntime's CUDA provider did "
+                                              rf"not start here"):
+            OnnxModel(exported / "generator.onnx", device=device)
 
 
 def test_export_leaks_no_warnings(trained_run, tmp_path):

@@ -43,7 +43,7 @@ def test_run_options_given_with_an_onnx_model_are_errors_not_ignored(exported):
     model = exported / "generator.onnx"
     with pytest.raises(ExportError, match=r"--checkpoint picks weights in a run folder.*leave --checkpoint out"):
         sample(model, n=4, checkpoint="2")
-    with pytest.raises(ExportError, match=r"--device 'cdua' for an ONNX model: choose auto, cpu or cuda"):
+    with pytest.raises(ExportError, match=r"--device 'cdua' for an ONNX model: choose auto, cpu, cuda or cuda:N"):
         sample(model, n=4, device="cdua")
 
 
