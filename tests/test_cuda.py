@@ -79,7 +79,7 @@ def test_fp16_export_and_io_binding_on_cuda(trained_run, tmp_path):
         call = model.bind(feeds)
         out = call()[0]
         assert out.device_name() == "cuda"  # the output stayed in GPU memory
-        assert call.device_id == int(last[5:]) if device == last else call.device_id == 0
+        assert call.device_id == (int(last[5:]) if device == last else 0)
         assert np.abs(call.numpy()[0] - ref).max() < tol, name
     with pytest.raises(ExportError, match=r"CUDA provider did not start.*GPU 99"):
         OnnxModel(dest / "generator.onnx", device="cuda:99")

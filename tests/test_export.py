@@ -166,12 +166,10 @@ def test_cuda_n_starts_onnxruntime_on_that_gpu_and_a_missing_one_is_an_error(fak
     assert fake_gpus[-1] == ["CPUExecutionProvider"]  # the model itself was tried on the CPU
 
 
-def test_auto_falls_back_to_the_cpu_when_the_cuda_provider_fails_to_start(fake_gpus):
-    FakeSession.gpus = 0
-    try:
-        assert deploy.session("m.onnx", "auto").get_providers() == ["CPUExecutionProvider"]
-    finally:
-        FakeSession.gpus = 2
+def test_auto_falls_back_to_the_cpu_when_the_cuda_provider_fails_to_start(fake_gpus, monkeypatch):
+    monkeypatch.setattr(FakeSession, "gpus", 0)
+    assert deploy.session("m.onnx", "auto").get_providers() == ["CPUExecutionProvider"]
+    assert fake_gpus[0][0] == ("CUDAExecutionProvider", {"device_id": 0})  # GPU 0 was tried first
 
 
 def test_cuda_asked_for_on_a_machine_without_a_gpu_is_an_error(exported, monkeypatch):
