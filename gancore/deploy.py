@@ -41,7 +41,7 @@ def cuda_index(device: str) -> int | None:
     if device == "cuda":
         return 0
     index = device.removeprefix("cuda:")
-    if index != device and index.isdigit():
+    if index != device and index.isascii() and index.isdigit():
         return int(index)
     raise ExportError(f"--device {device!r} for an ONNX model: choose auto, cpu, cuda or cuda:N (N a GPU index)")
 
@@ -60,7 +60,8 @@ def session(path: str | Path, device: str = "auto") -> Any:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:
-        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        # no fallback of onnxruntime's own: it prints a banner to stdout and drops the cause; we retry below
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers, enable_fallback=0)
     except Exception as e:
         if len(providers) == 1:
             raise ExportError(f"{str(path)!r} is not a loadable ONNX model ({_first_line(e)})") from None

@@ -121,7 +121,7 @@ def test_an_onnx_device_names_a_gpu_or_none(device, gpu):
     assert deploy.cuda_index(device) == gpu
 
 
-@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:-1", "cuda:x", "cuda1", "CPU"])
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:-1", "cuda:x", "cuda1", "CPU", "cuda:\u00b2"])
 def test_an_unknown_onnx_device_is_refused(device):
     with pytest.raises(ExportError, match=r"choose auto, cpu, cuda or cuda:N"):
         deploy.cuda_index(device)
@@ -134,11 +134,15 @@ class FakeSession:
     made: ClassVar[list[list]] = []
     gpus = 2
 
-    def __init__(self, path, sess_options=None, providers=()):
+    def __init__(self, path, sess_options=None, providers=(), **kwargs):
         self.providers = list(providers)
         FakeSession.made.append(self.providers)
         first = self.providers[0]
         if isinstance(first, tuple) and first[1]["device_id"] >= self.gpus:
+            if int(kwargs.get("enable_fallback", 1)):  # as onnxruntime: a banner on stdout, then the CPU
+                print("EP Error ... Falling back to ['CPUExecutionProvider'] and retrying.")
+                self.providers = ["CPUExecutionProvider"]
+                return
             raise RuntimeError("CUDA failure 101: invalid device ordinal")
 
     def get_providers(self):
@@ -156,7 +160,7 @@ def fake_gpus(monkeypatch):
     return FakeSession.made
 
 
-def test_cuda_n_starts_onnxruntime_on_that_gpu_and_a_missing_one_is_an_error(fake_gpus):
+def test_cuda_n_starts_onnxruntime_on_that_gpu_and_a_missing_one_is_an_error(fake_gpus, capsys):
     assert deploy.session("m.onnx", "cuda:1").get_providers()[0] == "CUDAExecutionProvider"
     assert fake_gpus[-1][0] == ("CUDAExecutionProvider", {"device_id": 1})
     assert deploy.session("m.onnx", "cpu").get_providers() == ["CPUExecutionProvider"]
@@ -164,6 +168,7 @@ def test_cuda_n_starts_onnxruntime_on_that_gpu_and_a_missing_one_is_an_error(fak
                                           r"--device cpu runs the model on the CPU"):
         deploy.session("m.onnx", "cuda:5")
     assert fake_gpus[-1] == ["CPUExecutionProvider"]  # the model itself was tried on the CPU
+    assert capsys.readouterr().out == ""  # onnxruntime's own fallback, which prints, was off
 
 
 def test_auto_falls_back_to_the_cpu_when_the_cuda_provider_fails_to_start(fake_gpus, monkeypatch):
