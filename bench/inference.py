@@ -3,11 +3,11 @@
 Trains nothing: a dcgan run of one step is exported (fp32, fp16 and onnxruntime's optimised graph), then
 each backend generates batches of 1, 64 and 1024, timed interleaved; figures are medians over repeats.
 On CPU: eager, TorchScript, onnxruntime on the plain and on the saved optimised graph, and each file's
-load time. On CUDA (``--device cuda``): the same in fp32 plus fp16 (PyTorch ``.half()`` against the
-``.fp16.onnx`` export), onnxruntime with IO binding (inputs and outputs in GPU memory, as PyTorch's are)
-and without it (numpy in and out).
+load time. On CUDA (``--device cuda`` or ``cuda:N``, one GPU for both): the same in fp32 plus fp16 (PyTorch
+``.half()`` against the ``.fp16.onnx`` export), onnxruntime with IO binding (inputs and outputs in GPU memory,
+as PyTorch's are) and without it (numpy in and out).
 
-    python bench/inference.py [--device cpu|cuda] [--batches 1 64 1024] [--repeats 200] [--width 32]
+    python bench/inference.py [--device cpu|cuda|cuda:N] [--batches 1 64 1024] [--repeats 200] [--width 32]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time
 
-from gancore.deploy import OnnxModel
+from gancore.deploy import OnnxModel, cuda_index
+from gancore.errors import ExportError
 from gancore.export import export_run
 from gancore.loop import prepare, train
 from gancore.runs import open_run
@@ -62,21 +63,37 @@ def backends(dest: Path, g: torch.nn.Module, ts: torch.nn.Module, n: int, device
         return {"eager": lambda: g(noise=zt), "torchscript": lambda: ts(zt),
                 "ort": lambda: plain.run(None, {"noise": z}), "ort opt": lambda: opt.run(None, {"noise": z})}
     g16, zt16 = copy.deepcopy(g).half(), zt.half()
-    fp32, fp16 = OnnxModel(dest / "generator.onnx", "cuda"), OnnxModel(dest / "generator.fp16.onnx", "cuda")
+    fp32, fp16 = OnnxModel(dest / "generator.onnx", str(device)), OnnxModel(dest / "generator.fp16.onnx", str(device))
     bound32, bound16 = fp32.bind({"noise": z}), fp16.bind({"noise": z})
     return {"eager": lambda: g(noise=zt), "torchscript": lambda: ts(zt), "eager fp16": lambda: g16(noise=zt16),
             "ort": bound32, "ort fp16": bound16, "ort numpy": lambda: fp32.session.run(None, {"noise": z})}
 
 
+def bench_device(name: str) -> torch.device:
+    """``--device``: cpu, cuda or cuda:N, one GPU for PyTorch and onnxruntime alike."""
+    try:
+        gpu = cuda_index(name)
+    except ExportError:
+        gpu = None
+    if name != "cpu" and gpu is None:  # a bad name, or auto: no choice for a timing
+        raise argparse.ArgumentTypeError(f"{name!r}: choose cpu, cuda or cuda:N")
+    if gpu is None:
+        return torch.device("cpu")
+    if gpu >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{name!r}: PyTorch sees {torch.cuda.device_count()} GPU(s) here; "
+                                         "choose cpu or a GPU index below that")
+    return torch.device("cuda", gpu)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--device", default="cpu", type=bench_device, help="cpu, cuda or cuda:N (default cpu)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--width", type=int, default=32)
     args = ap.parse_args()
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    device = args.device
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     with tempfile.TemporaryDirectory() as tmp:
         state = prepare("dcgan", {"device": "cpu", "generator": {"width": args.width},
@@ -85,7 +102,7 @@ def main() -> None:
                         out=str(Path(tmp) / "run"))
         train(state, progress=False)
         dest = export_run(state.run_dir, ["onnx", "onnx-fp16", "onnx-opt", "torchscript"], out=Path(tmp) / "exp")
-        g = open_run(state.run_dir, device=args.device).nets.generator.eval()
+        g = open_run(state.run_dir, device=str(device)).nets.generator.eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ts = torch.jit.load(str(dest / "generator.torchscript.pt"), map_location=device)
