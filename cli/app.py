@@ -220,6 +220,9 @@ def eval_(
     metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (default: all that fit).")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to evaluate (default: latest).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    data_dir: Annotated[str | None, typer.Option(
+        help="Folder with the dataset's files, for the real images metrics compare against (default: the run's "
+             "own data.dir; for a model, the default places).")] = None,
     live: Live = False,
 ) -> None:
     """Score a run with the registered metrics that fit its data and plugin; writes eval/ JSON and curves.png."""
@@ -230,9 +233,11 @@ def eval_(
 
     refuse_run_options_for_model(run, live, checkpoint)
     if run.suffix == ".onnx":
-        state = OnnxSource(run, device or "auto")
+        state = OnnxSource(run, device or "auto", data_dir or "")
     else:
         state = open_run(run, checkpoint=checkpoint, device=device, live=live)
+        if data_dir is not None:  # the run's data moved, or this machine keeps it elsewhere
+            state.config["data"]["dir"] = data_dir
     skipped: dict[str, str] = {}
     metrics = applicable(state, metric, skipped)
     for name, why in skipped.items():
@@ -241,7 +246,8 @@ def eval_(
         raise GanError(f"no registered metric fits run {run} (data {state.data_info.get('dataset', '?')!r}); "
                        f"`gan plugins` lists the metrics")
     results = evaluate(state, metrics)
-    typer.echo(f"{run} at step {state.step}")
+    where = f"onnxruntime on {state.model.provider}" if isinstance(state, OnnxSource) else f"PyTorch on {state.device}"
+    typer.echo(f"{run} at step {state.step} ({where})")
     typer.echo(table(results))
     report = write_report(state, results, live=live)
     try:

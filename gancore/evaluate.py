@@ -20,7 +20,7 @@ from gancore.state import TrainState
 class OnnxSource:
     """An exported generator seen as a metric source: its metadata stands in for the run."""
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", data_dir: str = "") -> None:
         from gancore.deploy import OnnxModel
 
         self.model = OnnxModel(path, device=device)
@@ -29,7 +29,8 @@ class OnnxSource:
             raise GanError(f"{str(path)!r} has no data description in its metadata; re-export it with this gancore")
         self.path = Path(path)
         self.data_info: dict[str, Any] = meta["data"]
-        self.config = {"plugin": meta.get("plugin", "?"), "data": {"name": meta.get("data_name", "?")}}
+        # data_dir: where the metrics read real images (the model does not know where its run read them)
+        self.config = {"plugin": meta.get("plugin", "?"), "data": {"name": meta.get("data_name", "?"), "dir": data_dir}}
         self.step = int(meta.get("step", 0))
 
     def generate(self, n: int, seed: int = 0) -> torch.Tensor:
@@ -85,6 +86,7 @@ def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, l
     report: dict[str, Any] = {"step": state.step}
     if isinstance(state, OnnxSource):
         path = state.path.with_name(f"{state.path.stem}.eval.json")
+        report["provider"] = state.model.provider  # the one the session really used, not the one asked for
     else:
         assert state.run_dir is not None
         suffix = "-live" if live and state.config["train"]["ema"] else ""

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny dcgan config, a trained tiny run and its export, a working folder per test."""
+"""Shared fixtures: a tiny dcgan config, a trained tiny run and its export, a working folder per test, data in a
+torchvision root only."""
 
 from __future__ import annotations
 
@@ -80,3 +81,18 @@ def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for mod in [m for m in sys.modules if m.startswith("fake_")]:
         del sys.modules[mod]
     reset_manager()
+
+
+@pytest.fixture
+def torchvision_root_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Fashion-MNIST in a torchvision root (returned) and nowhere else gancore looks by default."""
+    import shutil
+
+    from gancore.builtin import datasets, image_metrics
+
+    shutil.copytree(datasets.find_root("FashionMNIST", "") / "FashionMNIST", tmp_path / "tv" / "FashionMNIST")
+    monkeypatch.setitem(datasets.DEBIAN_DIRS, "FashionMNIST", str(tmp_path / "no-debian-package"))
+    monkeypatch.setenv("GANCORE_CACHE", str(tmp_path / "empty-cache"))
+    image_metrics.reference.cache_clear()  # a cached reference would hide where the images come from
+    yield tmp_path / "tv"
+    image_metrics.reference.cache_clear()

@@ -57,14 +57,15 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, flo
     return float(precision), float(recall)
 
 
-@lru_cache(maxsize=1)
-def reference(n: int) -> dict[str, Any]:
-    """Evaluator features of n test images and n training images, and the real-data ceilings (cached)."""
+@lru_cache(maxsize=2)
+def reference(n: int, root: str = "") -> dict[str, Any]:
+    """Evaluator features of n test images and n training images, read from ``root`` (a run's ``data.dir``; ""
+    for the default places), and the real-data ceilings (cached)."""
     from gancore.builtin.datasets import ImageConfig, fashion_mnist
     from gancore.builtin.evaluator import embed
 
     g = torch.Generator().manual_seed(0)
-    test, train = fashion_mnist(ImageConfig(), train=False), fashion_mnist(ImageConfig())
+    test, train = fashion_mnist(ImageConfig(), root=root, train=False), fashion_mnist(ImageConfig(), root=root)
     ft, pt = embed(test.x[torch.randperm(len(test), generator=g)[:n]])
     fr, _ = embed(train.x[torch.randperm(len(train), generator=g)[:n]])
     return {"features": ft, "ceiling_frechet": frechet_distance(fr, ft), "ceiling_score": classifier_score(pt),
@@ -85,7 +86,7 @@ class FashionQuality(Metric):
 
         from gancore.builtin.evaluator import embed
 
-        ref = reference(self.samples)
+        ref = reference(self.samples, str(state.config["data"].get("dir") or ""))  # where the run read its data
         x = state.generate(self.samples, seed=0).cpu()
         if x.shape[-1] != 28:  # runs trained at 32 or 64 px
             x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)

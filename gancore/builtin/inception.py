@@ -102,7 +102,8 @@ class InceptionFID(Metric):
         if hasattr(state, "manager"):
             test = load_data(state.manager, state.config, train=False)
         else:  # an exported model: its metadata names the dataset
-            data = {"name": state.config["data"]["name"], "dir": "", "limit": 0, "labels_per_class": 0}
+            data = {"name": state.config["data"]["name"], "dir": state.config["data"].get("dir", ""), "limit": 0,
+                    "labels_per_class": 0}
             test = load_data(get_manager(), {"data": data}, train=False)
         device = getattr(state, "device", torch.device("cpu"))
         vr = tuple(state.data_info["value_range"])

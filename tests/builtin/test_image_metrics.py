@@ -79,3 +79,17 @@ def test_fashion_quality_on_a_run_reports_figures_beside_their_ceilings(trained_
     assert r["fashion-quality/score_ceiling"] > 5  # real test images: confident and balanced (max 10)
     assert r["fashion-quality/score_ceiling"] > r["fashion-quality/score"]
     assert 1.0 <= r["fashion-quality/score"] <= 10.0 and r["fashion-quality/classes"] == 10
+
+
+def test_fashion_quality_reads_real_images_where_the_run_read_its_own(torchvision_root_only):
+    from gancore.builtin.image_metrics import FashionQuality
+    from gancore.evaluate import evaluate
+    from gancore.loop import prepare, train
+    from tests.conftest import tiny
+
+    state = prepare("dcgan", tiny(data={"dir": str(torchvision_root_only)}), out="run")
+    train(state, progress=False)
+    metric = FashionQuality()
+    metric.samples = 200
+    r = evaluate(state, {"fashion-quality": metric})
+    assert r["fashion-quality/frechet"] > r["fashion-quality/frechet_ceiling"] > 0

@@ -188,8 +188,30 @@ def test_eval_of_an_exported_onnx_generator(exported, monkeypatch, tmp_path):
     res = gan("eval", model)
     assert res.exit_code == 0, res.output
     assert "fashion-quality/frechet" in res.stdout
+    assert "at step 6 (onnxruntime on CPUExecutionProvider)" in res.stdout  # the provider really used
     report = json.loads((tmp_path / "generator.eval.json").read_text())
     assert report["step"] == 6 and report["results"]["fashion-quality/classes"] == 10.0
+    assert report["provider"] == "CPUExecutionProvider"
+
+
+def test_eval_reads_real_images_from_data_dir(exported, trained_run, torchvision_root_only, monkeypatch, tmp_path):
+    import shutil
+
+    from gancore.builtin.image_metrics import FashionQuality
+
+    monkeypatch.setattr(FashionQuality, "samples", 200)
+    model = tmp_path / "generator.onnx"
+    shutil.copy(exported / "generator.onnx", model)
+    one_line_error(gan("eval", model, "--metric", "fashion-quality"), r"FashionMNIST files not found")
+    res = gan("eval", model, "--metric", "fashion-quality", "--data-dir", str(torchvision_root_only))
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    res = gan("eval", run, "--metric", "fashion-quality", "--data-dir", str(torchvision_root_only))
+    assert res.exit_code == 0, res.output
+    assert "at step 6 (PyTorch on cpu)" in res.stdout
+    one_line_error(gan("eval", run, "--metric", "fashion-quality", "--data-dir", str(tmp_path / "nope")),
+                   r"--data-dir .*nope' does not exist")
 
 
 def test_eval_that_cannot_write_its_curves_keeps_the_scores(trained_run, monkeypatch):
