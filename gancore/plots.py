@@ -44,30 +44,73 @@ def scatter(points: Any, path: Path, *, modes: list[list[float]] | None = None, 
     return _save(fig, path)
 
 
-def curves(run_dir: Path, path: Path | None = None) -> Path | None:
-    """Loss terms and evaluation metrics against the step, from ``metrics.jsonl``."""
-    log = run_dir / "metrics.jsonl"
-    if not log.exists():
-        return None
+REAL = "real data"  # the series of a figure's ``*_ceiling``, the same measure on real data
+
+
+def _reports(run_dir: Path) -> list[dict[str, Any]]:
+    """``gan eval``'s reports (``eval/step-N.json``) as log lines, ``(live)`` marking the last step's weights."""
+    out = []
+    for path in sorted((run_dir / "eval").glob("step-*.json")):
+        try:
+            report = json.loads(path.read_text())
+            step, results = int(report["step"]), report["results"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a report from elsewhere, or one being written: the curves go on without it
+        mark = " (live)" if path.stem.endswith("-live") else ""
+        out.append({"step": step, "eval": {f"{k}{mark}": v for k, v in results.items()
+                                           if isinstance(v, int | float)}})
+    return out
+
+
+def panels(run_dir: Path) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
+    """What ``curves`` draws: a loss panel, then one per metric, each ``(title, {series: [(step, value)]})``, from
+    training's ``metrics.jsonl`` and the reports of ``gan eval``."""
     lines = []
-    for raw in log.read_text().splitlines():
+    log = run_dir / "metrics.jsonl"
+    for raw in log.read_text().splitlines() if log.exists() else []:
         try:
             lines.append(json.loads(raw))
         except json.JSONDecodeError:
             continue
-    losses = sorted({k for x in lines if "event" not in x and "eval" not in x for k in x} - {"step", "time_s",
-                                                                                         "images_per_s"})
-    evals = sorted({k for x in lines if "eval" in x for k in x["eval"]})
-    panels = [("loss", losses, [x for x in lines if "event" not in x and "eval" not in x])]
-    panels += [(k, [k], [{"step": x["step"], k: x["eval"][k]} for x in lines if k in x.get("eval", {})]) for k in evals]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(6, 2.2 * len(panels)), squeeze=False)
-    for ax, (title, keys, rows) in zip(axes[:, 0], panels, strict=True):
-        for k in keys:
-            pts = [(x["step"], x[k]) for x in rows if k in x]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, lw=1)
+    train_lines = [x for x in lines if "event" not in x and "eval" not in x]
+    losses: dict[str, list[tuple[int, float]]] = {}
+    for x in train_lines:
+        for k, v in x.items():
+            if k not in ("step", "time_s", "images_per_s"):
+                losses.setdefault(k, []).append((x["step"], v))
+    metrics: dict[str, dict[int, float]] = {}
+    for x in [x for x in lines if "eval" in x] + _reports(run_dir):
+        for k, v in x["eval"].items():
+            metrics.setdefault(k, {})[x["step"]] = v  # a report at a step training also scored replaces it
+    out = [("loss", dict(sorted(losses.items())))] if losses else []
+    for k in sorted(metrics):
+        name, sep, mark = k.partition(" (")  # "q/frechet (live)": name "q/frechet", mark "live)"
+        if name.endswith("_ceiling") and f"{name.removesuffix('_ceiling')}{sep}{mark}" in metrics:
+            continue  # drawn in its figure's panel
+        series = {k: sorted(metrics[k].items())}
+        ceiling = metrics.get(f"{name}_ceiling{sep}{mark}")
+        if ceiling:
+            series[REAL] = sorted(ceiling.items())
+        out.append((k, series))
+    return out
+
+
+def curves(run_dir: Path, path: Path | None = None) -> Path | None:
+    """Loss terms and evaluation metrics against the step, from ``metrics.jsonl`` and ``eval/``; None if neither
+    has anything yet."""
+    drawn = panels(run_dir)
+    if not drawn:
+        return None
+    fig, axes = plt.subplots(len(drawn), 1, figsize=(6, 2.2 * len(drawn)), squeeze=False)
+    for ax, (title, series) in zip(axes[:, 0], drawn, strict=True):
+        for k, pts in series.items():
+            few = title != "loss" and k != REAL and len(pts) < 30  # evaluations are sparse: show each one
+            style = {"ls": "--", "color": "grey"} if k == REAL else {"marker": "o" if few else None, "ms": 3}
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, lw=1, **style)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-        if len(keys) > 1:
+        if len(series) > 1:
             ax.legend(fontsize=7)
     axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()  # else each panel's title runs into the tick labels above it
     return _save(fig, path or run_dir / "curves.png")
