@@ -6,7 +6,7 @@ GAN; every GAN lives in a plugin.
 
 from __future__ import annotations
 
-from gancore.builtin import datasets, image_metrics, inception, losses, regularizers, samplers
+from gancore.builtin import datasets, image_folder, image_metrics, inception, losses, regularizers, samplers
 from gancore.hookspecs import Register
 from gancore.plugins import hookimpl
 
@@ -49,3 +49,5 @@ def gan_register_metrics(register: Register) -> None:
 def gan_register_datasets(register: Register) -> None:
     register("fashion-mnist", datasets.fashion_mnist, config=datasets.ImageConfig)
     register("mnist", datasets.mnist, config=datasets.ImageConfig)
+    register("image-folder", image_folder.image_folder, config=image_folder.ImageFolderConfig,
+             description="your own images: --data-dir DIR of images, or of one subfolder per class")

@@ -1,0 +1,103 @@
+"""``image-folder``: class subfolders or a flat folder of any images, resized and cropped, with its splits."""
+
+import pytest
+import torch
+from PIL import Image
+
+from gancore.builtin.image_folder import ImageFolderConfig, image_folder
+from gancore.errors import DataError
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def paint(folder, colours, sizes=((40, 30), (30, 50), (64, 64))):
+    """One image per size for each (name, colour): wider, taller and square, as PNG and JPEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, colour in colours.items():
+        for i, size in enumerate(sizes):
+            Image.new("RGB", size, colour).save(folder / f"{name}-{i}.{'png' if i % 2 == 0 else 'jpg'}")
+
+
+def classes(root, split=""):
+    for name, colour in {"blue": BLUE, "red": RED}.items():
+        paint(root / split / name, {name: colour})
+
+
+def test_class_subfolders_give_labels_and_images_are_squared_to_the_size(tmp_path):
+    classes(tmp_path)
+    (tmp_path / "red" / "notes.txt").write_text("not an image: skipped")
+    d = image_folder(ImageFolderConfig(image_size=32), root=str(tmp_path))
+    assert d.x.shape == (6, 3, 32, 32) and d.classes == ["blue", "red"]
+    assert d.y.tolist() == [0, 0, 0, 1, 1, 1]
+    red = d.x[d.y == 1]
+    assert torch.allclose(red[:, 0], torch.ones(3, 32, 32), atol=0.02)  # red in [-1, 1]: R = 1, G = B = -1
+    assert torch.allclose(red[:, 2], -torch.ones(3, 32, 32), atol=0.02)
+    assert d.describe()["kind"] == "image" and d.info["dataset"] == "image-folder"
+
+
+def test_greyscale_and_a_flat_folder_without_labels(tmp_path):
+    paint(tmp_path, {"a": RED, "b": (128, 128, 128)})
+    d = image_folder(ImageFolderConfig(image_size=28, channels=1), root=str(tmp_path))
+    assert d.x.shape == (6, 1, 28, 28) and d.y is None and d.classes is None
+    assert d.x.min() >= -1.0 and d.x.max() <= 1.0
+
+
+def test_train_and_test_splits(tmp_path):
+    classes(tmp_path, "train")
+    paint(tmp_path / "val" / "blue", {"x": BLUE}, sizes=((20, 20),))
+    paint(tmp_path / "val" / "red", {"x": RED}, sizes=((20, 20),))
+    train = image_folder(ImageFolderConfig(image_size=32), root=str(tmp_path))
+    test = image_folder(ImageFolderConfig(image_size=32), root=str(tmp_path), train=False)
+    assert len(train) == 6 and len(test) == 2 and test.y.tolist() == [0, 1]
+
+
+def test_a_split_with_other_classes_is_refused(tmp_path):
+    classes(tmp_path, "train")
+    paint(tmp_path / "test" / "green", {"x": (0, 255, 0)})
+    with pytest.raises(DataError, match=r"classes \['green'\] differ from those of the training images"):
+        image_folder(ImageFolderConfig(), root=str(tmp_path), train=False)
+
+
+def test_held_out_images_are_asked_for_where_there_are_none(tmp_path):
+    classes(tmp_path)
+    with pytest.raises(DataError, match=r"no held-out images.*put them in .*test"):
+        image_folder(ImageFolderConfig(), root=str(tmp_path), train=False)
+    classes(tmp_path / "split", "train")
+    with pytest.raises(DataError, match="has train/ but no test/ or val/"):
+        image_folder(ImageFolderConfig(), root=str(tmp_path / "split"), train=False)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "no images found in"),
+    (lambda d: (d / "x.png").write_bytes(b"not a png"), r"cannot read image .*x\.png .*remove or replace it"),
+    (lambda d: (paint(d, {"top": RED}), paint(d / "cls", {"in": RED})), "both at its top level and in subfolders"),
+])
+def test_bad_folders_say_what_is_wrong(tmp_path, make, message):
+    make(tmp_path)
+    with pytest.raises(DataError, match=message):
+        image_folder(ImageFolderConfig(), root=str(tmp_path))
+
+
+def test_a_folder_is_required():
+    with pytest.raises(DataError, match="reads the images in --data-dir DIR"):
+        image_folder(ImageFolderConfig())
+    with pytest.raises(DataError, match="is not a folder"):
+        image_folder(ImageFolderConfig(), root="/nonexistent/images")
+    with pytest.raises(ValueError, match="channels"):
+        ImageFolderConfig(channels=2)
+
+
+def test_dcgan_trains_on_colour_images_and_exports_them(tmp_path):
+    from gancore.deploy import OnnxModel
+    from gancore.export import export_run
+    from gancore.loop import prepare, train
+    from tests.conftest import tiny
+
+    classes(tmp_path / "imgs", "train")
+    cfg = tiny(data={"name": "image-folder", "dir": str(tmp_path / "imgs"), "image_size": 32},
+               train={"batch_size": 4})
+    state = prepare("dcgan", cfg, out=str(tmp_path / "run"))
+    train(state, progress=False)
+    assert state.data_info["shape"] == [3, 32, 32]
+    out = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp")
+    assert OnnxModel(out / "generator.onnx", "cpu").sample(2, 0).shape == (2, 3, 32, 32)
