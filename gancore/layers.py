@@ -47,7 +47,7 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+        elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d | VirtualBatchNorm):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -127,6 +127,21 @@ class VirtualBatchNorm(nn.Module):
     def _norm(self, x: Tensor, mean: Tensor, sq: Tensor) -> Tensor:
         var = (sq - mean * mean).clamp_min(0)
         return (x - mean) * torch.rsqrt(var + self.eps) * self._shape(x, self.weight) + self._shape(x, self.bias)
+
+
+def add_reference_batch(module: nn.Module, latent: Sequence[LatentSpec], size: int, seed: int) -> None:
+    """Draw ``module``'s virtual-batch-norm reference batch once, from the latent's own distributions with ``seed``,
+    and keep it as buffers ``reference_<input>``, so every checkpoint holds it (fixed at the start, as the paper)."""
+    from gancore.components import draw
+
+    gen = torch.Generator().manual_seed(seed)
+    for s in latent:
+        module.register_buffer(f"reference_{s.name}", draw(s, size, gen, torch.device("cpu")))
+
+
+def reference_batch(module: nn.Module, latent: Sequence[LatentSpec]) -> dict[str, Tensor]:
+    """The latent inputs of the reference batch ``add_reference_batch`` kept on ``module``."""
+    return {s.name: getattr(module, f"reference_{s.name}") for s in latent}
 
 
 def reference_pass(module: nn.Module, run: Callable[[], object]) -> None:

@@ -12,17 +12,34 @@ from typing import Any
 from torch import Tensor, nn
 
 from gancore.components import DOut, LatentSpec
-from gancore.layers import LatentInput, dcgan_init
+from gancore.layers import (
+    LatentInput,
+    MinibatchDiscrimination,
+    VirtualBatchNorm,
+    add_reference_batch,
+    dcgan_init,
+    reference_batch,
+    reference_pass,
+)
 
 
 @dataclass(kw_only=True)
 class GeneratorConfig:
     width: int = 64  # channels of the last hidden layer; earlier layers double it
     batchnorm: bool = True
+    # Improved Techniques (Salimans et al. 2016, sec. 3.4): each sample normalised with a reference batch's
+    # statistics and its own, never its batch-mates'; the reference latents are drawn once from reference_seed
+    virtual_batchnorm: bool = False
+    reference_size: int = 64
+    reference_seed: int = 0
 
     def __post_init__(self) -> None:
         if not 4 <= self.width <= 1024:
             raise ValueError(f"width must be in [4, 1024], got {self.width}")
+        if self.virtual_batchnorm and not self.batchnorm:
+            raise ValueError("virtual_batchnorm replaces batch norm; it needs batchnorm = true")
+        if self.reference_size < 2:
+            raise ValueError(f"reference_size must be >= 2, got {self.reference_size}")
 
 
 @dataclass(kw_only=True)
@@ -30,12 +47,15 @@ class DiscriminatorConfig:
     width: int = 64  # channels of the first layer; later layers double it
     batchnorm: bool = True
     dropout: float = 0.0
+    minibatch_features: int = 0  # >0: minibatch discrimination (Salimans et al. 2016, sec. 3.2) before the head
 
     def __post_init__(self) -> None:
         if not 4 <= self.width <= 1024:
             raise ValueError(f"width must be in [4, 1024], got {self.width}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.minibatch_features < 0:
+            raise ValueError(f"minibatch_features must be >= 0 (0: off), got {self.minibatch_features}")
 
 
 def _layout(shape: Sequence[int]) -> tuple[int, int, int]:
@@ -56,23 +76,35 @@ class Generator(nn.Module):
         channels, start, n_up = _layout(shape)
         self.inp = LatentInput(latent)
         top = cfg.width * 2 ** (n_up - 1)
-        norm1 = nn.BatchNorm1d if cfg.batchnorm else nn.Identity
+        self.virtual, self.latent = cfg.virtual_batchnorm, list(latent)
+
+        def norm(n: int, bn: type[nn.Module]) -> nn.Module:
+            if not cfg.batchnorm:
+                return nn.Identity()
+            return VirtualBatchNorm(n, cfg.reference_size) if self.virtual else bn(n)
+
         self.project = nn.Sequential(nn.Linear(self.inp.dim, top * start * start, bias=not cfg.batchnorm),
-                                     norm1(top * start * start), nn.ReLU(inplace=True))
+                                     norm(top * start * start, nn.BatchNorm1d), nn.ReLU(inplace=True))
         self.top, self.start = top, start
         layers: list[nn.Module] = []
         ch = top
         for _ in range(n_up - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=not cfg.batchnorm),
-                       nn.BatchNorm2d(ch // 2) if cfg.batchnorm else nn.Identity(), nn.ReLU(inplace=True)]
+                       norm(ch // 2, nn.BatchNorm2d), nn.ReLU(inplace=True)]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         dcgan_init(self)
+        if self.virtual:
+            add_reference_batch(self, latent, cfg.reference_size, cfg.reference_seed)
+
+    def _net(self, latent: dict[str, Tensor]) -> Tensor:
+        return self.body(self.project(self.inp(latent)).view(-1, self.top, self.start, self.start))
 
     def forward(self, **latent: Tensor) -> Tensor:
-        h = self.project(self.inp(latent)).view(-1, self.top, self.start, self.start)
-        return self.body(h)
+        if self.virtual and self.training:  # the reference batch's statistics, for the weights of this step
+            reference_pass(self, lambda: self._net(reference_batch(self, self.latent)))
+        return self._net(latent)
 
 
 class Discriminator(nn.Module):
@@ -91,13 +123,15 @@ class Discriminator(nn.Module):
             ch_in, ch = ch, ch * 2
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.feature_dim = ch_in * start * start
-        self.head = nn.Linear(self.feature_dim, n_logits)
+        mbf = cfg.minibatch_features
+        self.mbd = MinibatchDiscrimination(self.feature_dim, mbf) if mbf else None
+        self.head = nn.Linear(self.feature_dim + mbf, n_logits)
         self.n_logits = n_logits
         dcgan_init(self)
 
     def forward(self, x: Tensor) -> DOut:
         h = self.body(x)
-        logits = self.head(h)
+        logits = self.head(h if self.mbd is None else self.mbd(h))
         return DOut(logits=logits.squeeze(1) if self.n_logits == 1 else logits, features=h)
 
 

@@ -20,8 +20,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from gancore.components import DOut, LatentSpec, draw, real_logit
-from gancore.layers import GaussianNoise, LatentInput, MinibatchDiscrimination, VirtualBatchNorm, reference_pass
+from gancore.components import DOut, LatentSpec, real_logit
+from gancore.layers import (
+    GaussianNoise,
+    LatentInput,
+    MinibatchDiscrimination,
+    VirtualBatchNorm,
+    add_reference_batch,
+    reference_batch,
+    reference_pass,
+)
 
 
 @dataclass(kw_only=True)
@@ -89,18 +97,13 @@ class Generator(nn.Module):
             layers.append(nn.Softplus())
             width = cfg.hidden
         self.net = nn.Sequential(*layers, nn.Linear(width, math.prod(self.shape)), nn.Tanh())
-        self.names = [s.name for s in latent]
-        if self.virtual:  # fixed at the start; buffers, so every checkpoint holds it
-            gen = torch.Generator().manual_seed(cfg.reference_seed)
-            for s in latent:
-                self.register_buffer(f"reference_{s.name}", draw(s, cfg.reference_size, gen, torch.device("cpu")))
-
-    def reference(self) -> dict[str, Tensor]:
-        return {n: getattr(self, f"reference_{n}") for n in self.names}
+        self.latent = list(latent)
+        if self.virtual:
+            add_reference_batch(self, latent, cfg.reference_size, cfg.reference_seed)
 
     def forward(self, **latent: Tensor) -> Tensor:
         if self.virtual and self.training:
-            reference_pass(self, lambda: self.net(self.inp(self.reference())))
+            reference_pass(self, lambda: self.net(self.inp(reference_batch(self, self.latent))))
         return self.net(self.inp(latent)).view(-1, *self.shape)
 
 

@@ -29,3 +29,58 @@ def test_discriminator_has_no_batchnorm_on_its_input_layer():
     d = Discriminator(DiscriminatorConfig(width=8), (1, 28, 28))
     first_bn = next(i for i, m in enumerate(d.body) if isinstance(m, torch.nn.BatchNorm2d))
     assert first_bn > 1
+
+
+def test_virtual_batch_norm_makes_each_sample_independent_of_its_batch_mates():
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(width=8, virtual_batchnorm=True, reference_size=16), LATENT, (1, 28, 28))
+    plain = Generator(GeneratorConfig(width=8), LATENT, (1, 28, 28))
+    z = torch.randn(6, 16)
+    for mode in (True, False):  # training (statistics of this step's reference) and eval (recorded ones)
+        g.train(mode)
+        with torch.no_grad():
+            alone, in_batch = g(noise=z[:1]), g(noise=z)[:1]
+        assert torch.allclose(alone, in_batch, atol=1e-5)
+    plain.train()
+    with torch.no_grad():  # the control: batch norm in training mixes the batch in
+        assert not torch.allclose(plain(noise=z)[:1], plain(noise=torch.cat([z[:1], z[1:] * 3]))[:1], atol=1e-3)
+    g.train()
+    with torch.no_grad():
+        assert torch.allclose(g(noise=z)[:1], g(noise=torch.cat([z[:1], z[1:] * 3]))[:1], atol=1e-5)
+    assert g.reference_noise.shape == (16, 16)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d) for m in g.modules()) == 0
+
+
+def test_minibatch_discrimination_lets_d_see_the_rest_of_its_batch():
+    torch.manual_seed(0)
+    d = Discriminator(DiscriminatorConfig(width=8, batchnorm=False, minibatch_features=4), (1, 28, 28)).eval()
+    x = torch.randn(4, 1, 28, 28).clamp(-1, 1)
+    with torch.no_grad():
+        varied, collapsed = d(x).logits[0], d(x[:1].expand(4, -1, -1, -1)).logits[0]
+    assert not torch.isclose(varied, collapsed)  # same first image, other batch-mates: another reading
+    no_mbd = Discriminator(DiscriminatorConfig(width=8, batchnorm=False), (1, 28, 28)).eval()
+    with torch.no_grad():
+        assert torch.isclose(no_mbd(x).logits[0], no_mbd(x[:1].expand(4, -1, -1, -1)).logits[0])
+
+
+def test_bad_improved_technique_settings_are_refused():
+    with pytest.raises(ValueError, match="needs batchnorm = true"):
+        GeneratorConfig(batchnorm=False, virtual_batchnorm=True)
+    with pytest.raises(ValueError, match="minibatch_features must be >= 0"):
+        DiscriminatorConfig(minibatch_features=-1)
+
+
+def test_dcgan_with_the_improved_techniques_trains_resumes_and_exports(tmp_path):
+    from gancore.deploy import OnnxModel
+    from gancore.export import export_run
+    from gancore.loop import prepare, prepare_resume, train
+    from tests.conftest import tiny
+
+    cfg = tiny(generator={"virtual_batchnorm": True, "reference_size": 8},
+               discriminator={"minibatch_features": 4})
+    state = train(prepare("dcgan", cfg, out=str(tmp_path / "run")), progress=False)
+    ref = state.nets.generator.reference_noise.clone()
+    resumed = prepare_resume(state.run_dir, steps=8)
+    assert torch.equal(resumed.nets.generator.reference_noise, ref)  # fixed at the start, kept by checkpoints
+    out = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp")  # parity-checked on export
+    assert OnnxModel(out / "generator.onnx", "cpu").sample(3, 0).shape == (3, 1, 28, 28)

@@ -13,6 +13,7 @@ from gancore.deploy import OnnxModel
 from gancore.errors import ConfigError, DataError
 from gancore.evaluate import applicable, evaluate
 from gancore.export import export_run
+from gancore.layers import reference_batch
 from gancore.loop import prepare, prepare_resume, train
 from gancore.runs import open_run
 from gancore.state import balanced_labels
@@ -174,10 +175,10 @@ def test_virtual_batch_norm_generator_saves_its_reference_batch(tmp_path):
     cfg = {**TINY, "generator": {"hidden": 32, "norm": "virtual", "reference_size": 16}}
     state = train(prepare("ssgan", cfg, out="runs/vbn"), progress=False)
     g = state.nets.generator
-    ref = g.reference()["noise"].clone()
+    ref = reference_batch(g, g.latent)["noise"].clone()
     assert ref.shape == (16, 100)
     resumed = prepare_resume(state.run_dir, steps=6)
-    assert torch.equal(resumed.nets.generator.reference()["noise"], ref)
+    assert torch.equal(reference_batch(resumed.nets.generator, g.latent)["noise"], ref)
     g.eval()
     with torch.no_grad():  # in eval an image does not depend on its batch
         z = torch.rand(5, 100)
