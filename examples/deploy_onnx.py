@@ -1,4 +1,5 @@
-"""Sample from an exported gancore generator with onnxruntime and numpy alone: python deploy_onnx.py MODEL N OUT.pgm"""
+"""Sample from an exported gancore generator with onnxruntime and numpy alone: python deploy_onnx.py MODEL N OUT
+(a greyscale .pgm, or a colour .ppm for RGB models)"""
 import json
 import sys
 
@@ -19,8 +20,8 @@ for spec in meta["inputs"]:  # every input's shape and distribution is in the mo
         feeds[spec["name"]] = rng.integers(0, np.array(spec.get("categories", spec["classes"])), shape, dtype=np.int64)
 images = sess.run(None, feeds)[0]  # N x C x H x W in meta["output"]["value_range"]
 lo, hi = meta["output"]["value_range"]
-pixels = ((images[:, 0] - lo) / (hi - lo) * 255).clip(0, 255).astype(np.uint8)  # first channel, greyscale
+pixels = ((images.transpose(0, 2, 3, 1) - lo) / (hi - lo) * 255).clip(0, 255).astype(np.uint8)  # N x H x W x C
 strip = np.concatenate(list(pixels), axis=1)  # N images side by side
-with open(out, "wb") as f:
-    f.write(b"P5 %d %d 255\n" % (strip.shape[1], strip.shape[0]) + strip.tobytes())
+with open(out, "wb") as f:  # P5: greyscale, P6: RGB
+    f.write(b"P%d %d %d 255\n" % (5 if strip.shape[2] == 1 else 6, strip.shape[1], strip.shape[0]) + strip.tobytes())
 print(f"{n} samples from {meta['plugin']} on {sess.get_providers()[0]} -> {out}")

@@ -96,3 +96,23 @@ def torchvision_root_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     image_metrics.reference.cache_clear()  # a cached reference would hide where the images come from
     yield tmp_path / "tv"
     image_metrics.reference.cache_clear()
+
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def paint(folder: Path, colours: dict[str, tuple[int, int, int]],
+          sizes: tuple[tuple[int, int], ...] = ((40, 30), (30, 50), (64, 64))) -> None:
+    """One image per size for each (name, colour): wider, taller and square, as PNG and JPEG."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, colour in colours.items():
+        for i, size in enumerate(sizes):
+            Image.new("RGB", size, colour).save(folder / f"{name}-{i}.{'png' if i % 2 == 0 else 'jpg'}")
+
+
+def paint_classes(root: Path, split: str = "") -> None:
+    """A blue and a red class subfolder in ``root/split``."""
+    for name, colour in {"blue": BLUE, "red": RED}.items():
+        paint(root / split / name, {name: colour})

@@ -29,6 +29,25 @@ def test_the_deployment_example_runs_without_torch_or_gancore(exported, tmp_path
     assert header.startswith(b"P5 140 28 255\n")  # 5 images of 28 px side by side
 
 
+def test_the_deployment_example_writes_colour_models_in_colour(tmp_path):
+    from gancore.export import export_run
+    from gancore.loop import prepare, train
+    from tests.conftest import paint_classes, tiny
+
+    paint_classes(tmp_path / "imgs")
+    cfg = tiny(data={"name": "image-folder", "dir": str(tmp_path / "imgs"), "image_size": 32},
+               train={"batch_size": 4})
+    state = train(prepare("dcgan", cfg, out=str(tmp_path / "run")), progress=False)
+    model = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp") / "generator.onnx"
+    out = tmp_path / "strip.ppm"
+    res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"), str(model), "3",
+                          str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    data = out.read_bytes()
+    header = b"P6 96 32 255\n"  # 3 RGB images of 32 px side by side
+    assert data.startswith(header) and len(data) == len(header) + 96 * 32 * 3
+
+
 def test_the_deployment_readme_shows_the_tested_script_as_it_is():
     readme = (ROOT / "exported" / "README.md").read_text()
     listing = readme.split("```python\n", 1)[1].split("```\n", 1)[0]

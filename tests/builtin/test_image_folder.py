@@ -2,29 +2,14 @@
 
 import pytest
 import torch
-from PIL import Image
 
 from gancore.builtin.image_folder import ImageFolderConfig, image_folder
 from gancore.errors import DataError
-
-RED, BLUE = (255, 0, 0), (0, 0, 255)
-
-
-def paint(folder, colours, sizes=((40, 30), (30, 50), (64, 64))):
-    """One image per size for each (name, colour): wider, taller and square, as PNG and JPEG."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, colour in colours.items():
-        for i, size in enumerate(sizes):
-            Image.new("RGB", size, colour).save(folder / f"{name}-{i}.{'png' if i % 2 == 0 else 'jpg'}")
-
-
-def classes(root, split=""):
-    for name, colour in {"blue": BLUE, "red": RED}.items():
-        paint(root / split / name, {name: colour})
+from tests.conftest import BLUE, RED, paint, paint_classes
 
 
 def test_class_subfolders_give_labels_and_images_are_squared_to_the_size(tmp_path):
-    classes(tmp_path)
+    paint_classes(tmp_path)
     (tmp_path / "red" / "notes.txt").write_text("not an image: skipped")
     d = image_folder(ImageFolderConfig(image_size=32), root=str(tmp_path))
     assert d.x.shape == (6, 3, 32, 32) and d.classes == ["blue", "red"]
@@ -43,7 +28,7 @@ def test_greyscale_and_a_flat_folder_without_labels(tmp_path):
 
 
 def test_train_and_test_splits(tmp_path):
-    classes(tmp_path, "train")
+    paint_classes(tmp_path, "train")
     paint(tmp_path / "val" / "blue", {"x": BLUE}, sizes=((20, 20),))
     paint(tmp_path / "val" / "red", {"x": RED}, sizes=((20, 20),))
     train = image_folder(ImageFolderConfig(image_size=32), root=str(tmp_path))
@@ -52,17 +37,17 @@ def test_train_and_test_splits(tmp_path):
 
 
 def test_a_split_with_other_classes_is_refused(tmp_path):
-    classes(tmp_path, "train")
+    paint_classes(tmp_path, "train")
     paint(tmp_path / "test" / "green", {"x": (0, 255, 0)})
     with pytest.raises(DataError, match=r"classes \['green'\] differ from those of the training images"):
         image_folder(ImageFolderConfig(), root=str(tmp_path), train=False)
 
 
 def test_held_out_images_are_asked_for_where_there_are_none(tmp_path):
-    classes(tmp_path)
+    paint_classes(tmp_path)
     with pytest.raises(DataError, match=r"no held-out images.*put them in .*test"):
         image_folder(ImageFolderConfig(), root=str(tmp_path), train=False)
-    classes(tmp_path / "split", "train")
+    paint_classes(tmp_path / "split", "train")
     with pytest.raises(DataError, match="has train/ but no test/ or val/"):
         image_folder(ImageFolderConfig(), root=str(tmp_path / "split"), train=False)
 
@@ -93,7 +78,7 @@ def test_dcgan_trains_on_colour_images_and_exports_them(tmp_path):
     from gancore.loop import prepare, train
     from tests.conftest import tiny
 
-    classes(tmp_path / "imgs", "train")
+    paint_classes(tmp_path / "imgs", "train")
     cfg = tiny(data={"name": "image-folder", "dir": str(tmp_path / "imgs"), "image_size": 32},
                train={"batch_size": 4})
     state = prepare("dcgan", cfg, out=str(tmp_path / "run"))
