@@ -226,36 +226,13 @@ def eval_(
     live: Live = False,
 ) -> None:
     """Score a run with the registered metrics that fit its data and plugin; writes eval/ JSON and curves.png."""
-    from gancore.evaluate import OnnxSource, applicable, evaluate, table, write_report
-    from gancore.plots import curves
-    from gancore.runs import open_run
-    from gancore.sampling import refuse_run_options_for_model
+    from gancore.evaluate import evaluate_run, table
 
-    refuse_run_options_for_model(run, live, checkpoint)
-    if run.suffix == ".onnx":
-        state = OnnxSource(run, device or "auto", data_dir or "")
-    else:
-        state = open_run(run, checkpoint=checkpoint, device=device, live=live)
-        if data_dir is not None:  # the run's data moved, or this machine keeps it elsewhere
-            state.config["data"]["dir"] = data_dir
-    skipped: dict[str, str] = {}
-    metrics = applicable(state, metric, skipped)
-    for name, why in skipped.items():
-        typer.echo(f"{name}: skipped; {why}", err=True)
-    if not metrics:
-        raise GanError(f"no registered metric fits run {run} (data {state.data_info.get('dataset', '?')!r}); "
-                       f"`gan plugins` lists the metrics")
-    results = evaluate(state, metrics)
-    where = f"onnxruntime on {state.model.provider}" if isinstance(state, OnnxSource) else f"PyTorch on {state.device}"
-    typer.echo(f"{run} at step {state.step} ({where})")
-    typer.echo(table(results))
-    report = write_report(state, results, live=live)
-    try:
-        pic = None if run.suffix == ".onnx" else curves(Path(run))
-    except OSError as e:
-        raise GanError(f"could not write {Path(run) / 'curves.png'}: {e.strerror or e}; the scores are saved in "
-                       f"{report}. Free disk space, then run gan eval again for the picture") from None
-    typer.echo(f"wrote {report}" + (f" and {pic}" if pic else ""), err=True)
+    res = evaluate_run(run, metrics=metric, checkpoint=checkpoint, device=device, data_dir=data_dir, live=live,
+                       note=lambda line: typer.echo(line, err=True))
+    typer.echo(f"{run} at step {res.step} ({res.backend})")
+    typer.echo(table(res.results))
+    typer.echo(f"wrote {res.report}" + (f" and {res.curves}" if res.curves else ""), err=True)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -7,6 +7,8 @@ The public API::
     gancore.train(state)
     gancore.sample(state.run_dir, n=64, out="grid.png")
     gancore.export_run(state.run_dir, ["onnx", "torchscript"])
+    scores = gancore.evaluate_run(state.run_dir).results   # as `gan eval`: {"fashion-quality/frechet": ...}
+    gancore.list_plugins()                                  # as `gan plugins`: what each plugin registered
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ except _md.PackageNotFoundError:  # running from a source tree without an instal
 
 from gancore.plugins import hookimpl
 
-__all__ = ["__version__", "export_run", "hookimpl", "prepare", "prepare_resume", "sample", "train"]
+__all__ = ["__version__", "evaluate_run", "export_run", "hookimpl", "list_plugins", "prepare", "prepare_resume",
+           "sample", "train"]
 
 
 def __getattr__(name: str):  # lazy: `import gancore` in a plugin must not pull in torch
@@ -36,4 +39,12 @@ def __getattr__(name: str):  # lazy: `import gancore` in a plugin must not pull 
         from gancore.sampling import sample
 
         return sample
+    if name == "evaluate_run":
+        from gancore.evaluate import evaluate_run
+
+        return evaluate_run
+    if name == "list_plugins":
+        from gancore.plugins import list_plugins
+
+        return list_plugins
     raise AttributeError(name)

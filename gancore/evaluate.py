@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,56 @@ def table(results: dict[str, Any]) -> str:
         ceiling = results.get(f"{k}_ceiling")
         rows.append(f"{k:<{width}}  {_fmt(results[k]):>10}  {_fmt(ceiling) if ceiling is not None else '':>10}")
     return "\n".join(rows)
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate_run` measured, and where it wrote it."""
+
+    results: dict[str, float]
+    step: int
+    backend: str  # "PyTorch on cpu", "onnxruntime on CUDAExecutionProvider": where the samples were drawn
+    report: Path
+    curves: Path | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # metrics that fit but cannot run here, and why
+
+
+def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkpoint: str | None = None,
+                 device: str | None = None, data_dir: str | None = None, live: bool = False,
+                 note: Callable[[str], None] | None = None) -> EvalResult:
+    """Score a run folder or an exported ``.onnx`` generator with every registered metric that fits (or ``metrics``),
+    as ``gan eval`` does: writes the JSON report, and for a run its ``curves.png``.
+
+    ``data_dir``: where the real images are read (default: the run's own ``data.dir``; for a model, the default
+    places). ``note`` gets a line for each metric skipped because it cannot run here, before scoring starts."""
+    from gancore.plots import curves
+    from gancore.runs import open_run
+    from gancore.sampling import refuse_run_options_for_model
+
+    target = Path(target)
+    refuse_run_options_for_model(target, live, checkpoint)
+    state: TrainState | OnnxSource
+    if target.suffix == ".onnx":
+        state = OnnxSource(target, device or "auto", data_dir or "")
+        backend = f"onnxruntime on {state.model.provider}"
+    else:
+        state = open_run(target, checkpoint=checkpoint, device=device, live=live)
+        if data_dir is not None:  # the run's data moved, or this machine keeps it elsewhere
+            state.config["data"]["dir"] = data_dir
+        backend = f"PyTorch on {state.device}"
+    skipped: dict[str, str] = {}
+    chosen = applicable(state, metrics, skipped)
+    for name, why in skipped.items():
+        if note:
+            note(f"{name}: skipped; {why}")
+    if not chosen:
+        raise GanError(f"no registered metric fits run {target} (data {state.data_info.get('dataset', '?')!r}); "
+                       f"`gan plugins` lists the metrics")
+    results = evaluate(state, chosen)
+    report = write_report(state, results, live=live)
+    try:
+        pic = None if target.suffix == ".onnx" else curves(target)
+    except OSError as e:
+        raise GanError(f"could not write {target / 'curves.png'}: {e.strerror or e}; the scores are saved in "
+                       f"{report}. Free disk space, then run gan eval again for the picture") from None
+    return EvalResult(results, state.step, backend, report, pic, skipped)

@@ -178,3 +178,8 @@ def get_manager() -> PluginManager:
 def reset_manager() -> None:
     """Forget the process-wide manager (tests, and after ``gan install``)."""
     get_manager.cache_clear()
+
+
+def list_plugins() -> list[dict[str, Any]]:
+    """Each loaded plugin's name, distribution, version, origin and the components it registered (``gan plugins``)."""
+    return get_manager().report()

@@ -1,0 +1,35 @@
+"""The public evaluation API: what `gan eval` does, from Python."""
+
+import json
+import shutil
+
+import pytest
+
+import gancore
+from gancore.errors import GanError
+
+
+def test_evaluate_run_scores_writes_the_report_and_notes_what_it_skipped(trained_run, tmp_path, monkeypatch):
+    from gancore.builtin.image_metrics import FashionQuality
+
+    monkeypatch.setattr(FashionQuality, "samples", 200)
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    notes: list[str] = []
+    res = gancore.evaluate_run(run, note=notes.append)
+    assert res.step == 6 and res.backend == "PyTorch on cpu"
+    assert res.results["fashion-quality/frechet"] > res.results["fashion-quality/frechet_ceiling"]
+    assert json.loads(res.report.read_text())["results"] == res.results
+    assert res.curves == run / "curves.png" and res.curves.exists()
+    assert notes == [f"{name}: skipped; {why}" for name, why in res.skipped.items()]
+
+
+def test_evaluate_run_of_a_metric_that_does_not_fit(trained_run):
+    with pytest.raises(GanError, match="metric 'modes' does not fit this run"):
+        gancore.evaluate_run(trained_run, metrics=["modes"])
+
+
+def test_list_plugins_is_what_gan_plugins_prints():
+    listed = {p["name"]: p for p in gancore.list_plugins()}
+    assert "fashion-quality" in listed["gancore"]["components"]["metrics"]
+    assert "dcgan" in listed["dcgan"]["components"]["recipes"]
