@@ -64,7 +64,8 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (runs are deterministic on CPU).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset name, e.g. fashion-mnist.")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="Dataset name, e.g. fashion-mnist, or image-folder for your own images in --data-dir.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder with the dataset's files.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value, e.g. generator.width=64.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with config sections.")] = None,

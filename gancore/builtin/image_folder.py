@@ -10,6 +10,7 @@ RGB or greyscale; the whole set is decoded once into memory, as the other datase
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,8 @@ def image_folder(cfg: ImageFolderConfig, *, root: str = "", train: bool = True) 
             raise DataError(f"{folder}'s classes {classes} differ from those of the training images {trained}; "
                             f"give both splits the same class subfolders")
     mode, tf = ("RGB" if cfg.channels == 3 else "L"), _transform(cfg)
+    if len(files) >= 10_000:  # minutes for a large set: say what the wait is
+        print(f"gancore: note: decoding {len(files)} images from {folder}", file=sys.stderr, flush=True)
     pixels = []
     for p in files:
         try:
