@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gancore.components import ExportModel, LatentSpec
+from gancore.errors import DataError
 from gancore.hookspecs import Register
 from gancore.images import save_grid
 from gancore.plugins import hookimpl
@@ -76,10 +77,16 @@ def _encoder(state: Any) -> nets.Encoder | None:
 
 
 def reconstructions(state: Any, n: int = 32) -> np.ndarray:
-    """Rows of 8: real test images, then G(E(x)) of each, alternating."""
+    """Rows of 8: real test images, then G(E(x)) of each, alternating; training images for a dataset without
+    held-out ones (an image folder with no test/), rather than stopping the training that draws them."""
     e = _encoder(state)
     assert e is not None
-    x = load_data(state.manager, state.config, train=False).x[:n]
+    try:
+        x = load_data(state.manager, state.config, train=False).x[:n]
+    except DataError:
+        if getattr(state, "data", None) is None:
+            raise
+        x = state.data.x[:n].cpu()
     with eval_mode(e, state.nets.generator), torch.no_grad():
         xd = to_device(x, state.device, state.config)
         rec = state.nets.generator(**{e.name: e(xd)}).float().cpu()

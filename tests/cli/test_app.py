@@ -73,7 +73,8 @@ def test_config_file(tmp_path):
     ("args", "pattern"),
     [
         (["--plugin", "dcgn"], r"unknown plugin 'dcgn'\. Did you mean 'dcgan'\? Known plugins: .*dcgan"),
-        (["--plugin", "dcgan", "--set", "generator.depth=3"], r"unknown key 'depth'.*Valid keys: batchnorm, reference_seed, reference_size, virtual_batchnorm, width"),
+        (["--plugin", "dcgan", "--set", "generator.depth=3"],
+         r"unknown key 'depth'.*Valid keys: batchnorm, reference_seed, reference_size, virtual_batchnorm, width"),
         (["--plugin", "dcgan", "--set", "generator.width=wide"], r"width expects an integer, got 'wide'"),
         (["--plugin", "dcgan", "--steps", "0"], r"train.steps must be >= 1"),
         (["--plugin", "dcgan", "--seed", str(10**23)], r"seed must be a whole number from 0 to 4294967295"),

@@ -297,6 +297,20 @@ def test_reconstruction_pictures_and_the_encoder_in_checkpoints(run):
         assert torch.equal(a, b)
 
 
+def test_on_images_without_a_test_split_the_reconstructions_show_training_images(tmp_path):
+    from PIL import Image
+
+    from tests.conftest import paint_classes
+
+    paint_classes(tmp_path / "imgs")  # no test/ folder
+    cfg = {**TINY, "data": {"name": "image-folder", "dir": str(tmp_path / "imgs"), "image_size": 32},
+           "train": {**TINY["train"], "batch_size": 4}}
+    state = train(prepare("bigan", cfg, out=str(tmp_path / "run")), progress=False)
+    pic = state.run_dir / "samples" / "reconstructions-step-0000004.png"
+    with Image.open(pic) as im:
+        assert im.mode == "RGB" and im.size[1] == 2 * (32 + 2) + 2  # 6 images: one row of reals, one of G(E(x))
+
+
 def test_encoder_export_is_parity_checked_and_feeds_the_generator(run, tmp_path):
     dest = export_run(run.run_dir, ["onnx"], out=tmp_path / "e")
     card = json.loads((dest / "card.json").read_text())
