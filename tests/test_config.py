@@ -36,7 +36,8 @@ def test_parse_sets_never_crashes_with_anything_but_config_error(pairs):
 
 def test_recipe_defaults_fill_every_component_option():
     cfg = resolve_config(get_manager(), "dcgan")
-    assert cfg["generator"] == {"name": "dcgan", "width": 32, "batchnorm": True}
+    assert cfg["generator"] == {"name": "dcgan", "width": 32, "batchnorm": True, "virtual_batchnorm": False,
+                                "reference_size": 64, "reference_seed": 0}
     assert cfg["loss"]["name"] == "nonsaturating"
     assert cfg["train"]["beta1"] == 0.5 and cfg["train"]["d_steps"] == 1
     assert cfg["data"]["name"] == "fashion-mnist"
@@ -69,7 +70,8 @@ def test_switching_a_component_says_which_options_it_dropped(capsys):
     ("layer", "message"),
     [
         ({"generatr": {}}, r"unknown config key 'generatr'.*Did you mean 'generator'"),
-        ({"generator": {"depth": 3}}, r"unknown key 'depth' for generator 'dcgan'.*Valid keys: batchnorm, width"),
+        ({"generator": {"depth": 3}},
+         r"unknown key 'depth' for generator 'dcgan'.*Valid keys: batchnorm, reference_seed, .*, width"),
         ({"generator": {"width": "x"}}, r"width expects an integer"),
         ({"train": {"steps": 0}}, r"train.steps must be >= 1"),
         ({"train": {"lr_g": 5.0}}, r"lr_g must be in \(0, 1\)"),

@@ -3,9 +3,9 @@
 DIR holds images, either in one subfolder per class (torchvision's ``ImageFolder`` layout: the subfolder names are
 the classes, in sorted order) or all at its top level (no labels). Where DIR has ``train/`` and ``test/`` (or
 ``val/``) subfolders, those are the two splits, each laid out as above; otherwise every image is for training, the
-test-set metrics say they need held-out images, and bigan's reconstruction pictures show training images. Each image is resized on
-its shorter side and cropped to a centred square of ``image_size`` pixels (torchvision's transforms), then read as
-RGB or greyscale; the whole set is decoded once into memory, as the other datasets are.
+test-set metrics say they need held-out images, and bigan's reconstruction pictures show training images. Each
+image is resized on its shorter side and cropped to a centred square of ``image_size`` pixels (torchvision's
+transforms), then read as RGB or greyscale; the whole set is decoded once into memory, as the other datasets are.
 """
 
 from __future__ import annotations
