@@ -79,9 +79,10 @@ def bench_device(name: str) -> torch.device:
         raise argparse.ArgumentTypeError(f"{name!r}: choose cpu, cuda or cuda:N")
     if gpu is None:
         return torch.device("cpu")
-    if gpu >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(f"{name!r}: PyTorch sees {torch.cuda.device_count()} GPU(s) here; "
-                                         "choose cpu or a GPU index below that")
+    count = torch.cuda.device_count()
+    if gpu >= count:
+        raise argparse.ArgumentTypeError(f"{name!r}: PyTorch sees no GPU here; choose cpu" if not count else
+                                         f"{name!r}: PyTorch sees {count} GPU(s) here; choose a lower index")
     return torch.device("cuda", gpu)
 
 
@@ -93,6 +94,8 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=32)
     args = ap.parse_args()
     device = args.device
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # the machine line names this GPU
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     with tempfile.TemporaryDirectory() as tmp:

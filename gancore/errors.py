@@ -28,6 +28,10 @@ class DataError(GanError):
     """A dataset that is missing or unreadable."""
 
 
+class NoHeldOutError(DataError):
+    """The dataset has no held-out (test) examples: an image folder without ``test/``."""
+
+
 class CheckpointError(GanError):
     """A run or checkpoint that is missing, corrupt or unsafe."""
 

@@ -151,8 +151,12 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
         backend = f"onnxruntime on {state.model.provider}"
     else:
         state = open_run(target, checkpoint=checkpoint, device=device, live=live)
+        saved = state.config["data"].get("dir")
         if data_dir is not None:  # the run's data moved, or this machine keeps it elsewhere
             state.config["data"]["dir"] = data_dir
+        elif saved and not Path(saved).expanduser().exists():
+            raise GanError(f"run {target} read its data from {saved!r} (data.dir in its config.json), which is not "
+                           f"there now; pass --data-dir with the folder it moved to")
         backend = f"PyTorch on {state.device}"
     skipped: dict[str, str] = {}
     chosen = applicable(state, metrics, skipped)

@@ -33,3 +33,18 @@ def test_list_plugins_is_what_gan_plugins_prints():
     listed = {p["name"]: p for p in gancore.list_plugins()}
     assert "fashion-quality" in listed["gancore"]["components"]["metrics"]
     assert "dcgan" in listed["dcgan"]["components"]["recipes"]
+
+
+def test_a_run_whose_data_moved_asks_for_data_dir(torchvision_root_only, tmp_path, monkeypatch):
+    from gancore.builtin.image_metrics import FashionQuality
+    from gancore.loop import prepare, train
+    from tests.conftest import tiny
+
+    monkeypatch.setattr(FashionQuality, "samples", 200)
+    state = train(prepare("dcgan", tiny(data={"dir": str(torchvision_root_only)}), out="run"), progress=False)
+    moved = torchvision_root_only.rename(tmp_path / "moved")
+    with pytest.raises(GanError, match=r"read its data from '.*tv' \(data.dir in its config.json\), which is not "
+                                       r"there now; pass --data-dir"):
+        gancore.evaluate_run(state.run_dir, metrics=["fashion-quality"])
+    res = gancore.evaluate_run(state.run_dir, metrics=["fashion-quality"], data_dir=str(moved))
+    assert res.results["fashion-quality/frechet"] > 0

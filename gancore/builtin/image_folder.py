@@ -10,16 +10,19 @@ transforms), then read as RGB or greyscale; the whole set is decoded once into m
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from gancore.components import TensorData
-from gancore.errors import DataError
+from gancore.errors import DataError, NoHeldOutError
 
 LAYOUT = ("a folder of images, or of one subfolder of images per class (torchvision's ImageFolder layout), "
           "optionally split into train/ and test/")
@@ -38,56 +41,87 @@ class ImageFolderConfig:
             raise ValueError(f"channels must be 3 (RGB) or 1 (greyscale), got {self.channels}")
 
 
-def _is_image(p: Path) -> bool:
+def _is_image(name: str) -> bool:
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
-    return p.is_file() and p.suffix.lower() in IMG_EXTENSIONS and not p.name.startswith(".")
+    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith(".")
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _images_under(folder: Path) -> list[Path]:
+    """Every image below ``folder``, through symlinked folders too, skipping hidden files and folders at every
+    level (``.ipynb_checkpoints`` would otherwise add copies)."""
+    found = []
+    for here, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(here) / f for f in sorted(files) if _is_image(f)]
+    return found
 
 
 def _files(folder: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
     """The images of one split, with their class indices and the class names (None for a flat folder)."""
-    top = sorted(p for p in folder.iterdir() if _is_image(p))
-    classes = [d for d in _subfolders(folder) if any(_is_image(p) for p in d.rglob("*"))]
-    if top and classes:
+    top = sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p.name))
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    per_class = {d.name: _images_under(d) for d in subfolders}
+    labelled = [name for name, found in per_class.items() if found]
+    if top and labelled:
         raise DataError(f"{folder} holds images both at its top level and in subfolders "
-                        f"({', '.join(d.name for d in classes[:3])}); put every image in a class subfolder, "
-                        f"or all of them at the top level for unlabelled training")
+                        f"({', '.join(labelled[:3])}); put every image in a class subfolder, or all of them at the "
+                        f"top level for unlabelled training")
     if top:
         return top, None, None
-    files, labels = [], []
-    for i, d in enumerate(classes):
-        found = sorted(p for p in d.rglob("*") if _is_image(p))
-        files += found
-        labels += [i] * len(found)
-    if not files:
+    if not labelled:
         raise DataError(f"no images found in {folder} (looked for .png, .jpg, .jpeg, .bmp, .webp and the other "
                         f"types torchvision reads); --data-dir takes {LAYOUT}")
-    return files, labels, [d.name for d in classes]
+    empty = [name for name, found in per_class.items() if not found]
+    if empty:  # torchvision refuses these too: a class index would shift between splits
+        raise DataError(f"class folder(s) {', '.join(empty)} in {folder} hold no images; fill or remove them")
+    files, labels = [], []
+    for i, found in enumerate(per_class.values()):
+        files += found
+        labels += [i] * len(found)
+    return files, labels, list(per_class)
+
+
+def has_held_out(root: str) -> bool:
+    """Whether an image folder has a ``test/`` or ``val/`` split beside ``train/``."""
+    base = Path(root).expanduser()
+    return (base / "train").is_dir() and any((base / name).is_dir() for name in HELD_OUT)
 
 
 def _split(base: Path, train: bool) -> Path:
     if not (base / "train").is_dir():
         if train:
             return base
-        raise DataError(f"{base} has no held-out images, which this needs (a test-set metric or picture); put "
-                        f"them in {base / 'test'} beside the training images in {base / 'train'}")
+        raise NoHeldOutError(f"{base} has no held-out images, which this needs (a test-set metric); put them in "
+                             f"{base / 'test'} beside the training images in {base / 'train'}")
     if train:
         return base / "train"
     for name in HELD_OUT:
         if (base / name).is_dir():
             return base / name
-    raise DataError(f"{base} has train/ but no test/ or val/ folder of held-out images, which this needs (a "
-                    f"test-set metric or picture); add one laid out as train/ is")
+    raise NoHeldOutError(f"{base} has train/ but no test/ or val/ folder of held-out images, which this needs (a "
+                         f"test-set metric); add one laid out as train/ is")
 
 
-def _transform(cfg: ImageFolderConfig) -> Callable[[Image.Image], torch.Tensor]:
+def _pixels(im: Image.Image, mode: str) -> Image.Image:
+    """An 8-bit ``mode`` image as it is meant to look: EXIF rotation applied, transparency over white, 16-bit
+    greyscale scaled down rather than clipped to white."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        im = Image.fromarray((a / top * 255.0 + 0.5).clip(0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+    return im.convert(mode)
+
+
+def _transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
     from torchvision import transforms as T
 
-    return T.Compose([T.Resize(cfg.image_size), T.CenterCrop(cfg.image_size), T.PILToTensor()])
+    return T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.PILToTensor()])
 
 
 def image_folder(cfg: ImageFolderConfig, *, root: str = "", train: bool = True) -> TensorData:
@@ -97,25 +131,38 @@ def image_folder(cfg: ImageFolderConfig, *, root: str = "", train: bool = True) 
     base = Path(root).expanduser()
     if not base.is_dir():
         raise DataError(f"--data-dir {root!r} is not a folder; image-folder takes {LAYOUT}")
-    folder = _split(base, train)
+    if train:
+        x, y, classes = _decode(_split(base, True), cfg.image_size, cfg.channels)
+    else:  # pictures and metrics read the held-out split again and again: decode it once per process
+        x, y, classes = _held_out(str(base.resolve()), cfg.image_size, cfg.channels)
+    return TensorData(x=x, y=y, kind="image", value_range=(-1.0, 1.0), classes=classes,
+                      info={"dataset": "image-folder"})
+
+
+@lru_cache(maxsize=2)
+def _held_out(base: str, image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor | None, list[str] | None]:
+    folder = _split(Path(base), False)
+    trained = _files(_split(Path(base), True))[2]
+    x, y, classes = _decode(folder, image_size, channels)
+    if trained != classes:
+        raise DataError(f"{folder}'s classes {classes or '(none: unlabelled)'} differ from those of the training "
+                        f"images {trained or '(none: unlabelled)'}; lay both splits out alike")
+    return x, y, classes
+
+
+def _decode(folder: Path, image_size: int, channels: int
+            ) -> tuple[torch.Tensor, torch.Tensor | None, list[str] | None]:
     files, labels, classes = _files(folder)
-    if not train and classes is not None:
-        trained = _files(_split(base, True))[2]
-        if trained != classes:
-            raise DataError(f"{folder}'s classes {classes} differ from those of the training images {trained}; "
-                            f"give both splits the same class subfolders")
-    mode, tf = ("RGB" if cfg.channels == 3 else "L"), _transform(cfg)
+    mode, tf = ("RGB" if channels == 3 else "L"), _transform(image_size)
     if len(files) >= 10_000:  # minutes for a large set: say what the wait is
         print(f"gancore: note: decoding {len(files)} images from {folder}", file=sys.stderr, flush=True)
     pixels = []
     for p in files:
         try:
             with Image.open(p) as im:
-                pixels.append(tf(im.convert(mode)))
+                pixels.append(tf(_pixels(im, mode)))
         except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
             raise DataError(f"cannot read image {p} ({e}); remove or replace it") from None
     # uint8 until the whole set is in: a quarter of the memory while decoding
     x = torch.stack(pixels).float().div_(127.5).sub_(1.0)
-    y = torch.tensor(labels, dtype=torch.int64) if labels is not None else None
-    return TensorData(x=x, y=y, kind="image", value_range=(-1.0, 1.0), classes=classes,
-                      info={"dataset": "image-folder"})
+    return x, (torch.tensor(labels, dtype=torch.int64) if labels is not None else None), classes

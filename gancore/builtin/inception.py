@@ -81,6 +81,12 @@ class InceptionFID(Metric):
         return info.get("kind") == "image" and info["shape"][0] in (1, 3)
 
     def unavailable(self, state: Any) -> str | None:
+        from gancore.builtin.image_folder import has_held_out
+
+        data = state.config["data"]
+        if data["name"] == "image-folder" and not has_held_out(data.get("dir") or ""):
+            return (f"FID/KID compare with held-out images, and the image folder {data.get('dir')!r} has none; put "
+                    f"some in its test/ folder beside train/")
         return unavailable()
 
     def extractor(self, device: torch.device) -> torch.nn.Module:
@@ -102,8 +108,11 @@ class InceptionFID(Metric):
         if hasattr(state, "manager"):
             test = load_data(state.manager, state.config, train=False)
         else:  # an exported model: its metadata names the dataset
+            shape = state.data_info["shape"]  # the real images at the model's own size and channels
             data = {"name": state.config["data"]["name"], "dir": state.config["data"].get("dir", ""), "limit": 0,
-                    "labels_per_class": 0}
+                    "labels_per_class": 0, "image_size": shape[-1]}
+            if data["name"] == "image-folder":
+                data["channels"] = shape[0]
             test = load_data(get_manager(), {"data": data}, train=False)
         device = getattr(state, "device", torch.device("cpu"))
         vr = tuple(state.data_info["value_range"])

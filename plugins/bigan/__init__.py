@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gancore.components import ExportModel, LatentSpec
-from gancore.errors import DataError
+from gancore.errors import NoHeldOutError
 from gancore.hookspecs import Register
 from gancore.images import save_grid
 from gancore.plugins import hookimpl
@@ -83,7 +83,7 @@ def reconstructions(state: Any, n: int = 32) -> np.ndarray:
     assert e is not None
     try:
         x = load_data(state.manager, state.config, train=False).x[:n]
-    except DataError:
+    except NoHeldOutError:
         if getattr(state, "data", None) is None:
             raise
         x = state.data.x[:n].cpu()
@@ -96,7 +96,7 @@ def reconstructions(state: Any, n: int = 32) -> np.ndarray:
 
 @hookimpl
 def gan_train_pictures(state: Any, folder: Path) -> list[Path] | None:
-    """Reconstructions G(E(x)) under real test images x."""
+    """Reconstructions G(E(x)) under real test images x (training images where the data holds none out)."""
     if _encoder(state) is None:
         return None
     path = folder / f"reconstructions-step-{state.step:07d}.png"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gancore.builtin.image_folder import ImageFolderConfig, image_folder
-from gancore.errors import DataError
+from gancore.errors import DataError, NoHeldOutError
 from tests.conftest import BLUE, RED, paint, paint_classes
 
 
@@ -45,7 +45,7 @@ def test_a_split_with_other_classes_is_refused(tmp_path):
 
 def test_held_out_images_are_asked_for_where_there_are_none(tmp_path):
     paint_classes(tmp_path)
-    with pytest.raises(DataError, match=r"no held-out images.*put them in .*test"):
+    with pytest.raises(NoHeldOutError, match=r"no held-out images.*put them in .*test"):
         image_folder(ImageFolderConfig(), root=str(tmp_path), train=False)
     paint_classes(tmp_path / "split", "train")
     with pytest.raises(DataError, match="has train/ but no test/ or val/"):
@@ -61,6 +61,64 @@ def test_bad_folders_say_what_is_wrong(tmp_path, make, message):
     make(tmp_path)
     with pytest.raises(DataError, match=message):
         image_folder(ImageFolderConfig(), root=str(tmp_path))
+
+
+def test_sixteen_bit_transparent_and_rotated_images_look_as_meant(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    grey = np.full((20, 20), 32768, dtype=np.uint16)  # mid-grey in 16 bits: not clipped to white
+    Image.fromarray(grey).save(tmp_path / "a16.png")
+    clear = Image.new("RGBA", (20, 20), (255, 0, 0, 0))  # fully transparent red: white, as a viewer shows it
+    clear.save(tmp_path / "b-alpha.png")
+    d = image_folder(ImageFolderConfig(image_size=16, channels=1), root=str(tmp_path))
+    assert abs(d.x[0].mean().item()) < 0.02 and d.x[1].min().item() == 1.0
+    tall = Image.new("RGB", (10, 30), RED)
+    tall.paste(BLUE, (0, 0, 10, 15))  # blue on top
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise, blue to the right
+    for f in tmp_path.iterdir():
+        f.unlink()
+    tall.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    x = image_folder(ImageFolderConfig(image_size=10), root=str(tmp_path)).x[0]
+    assert x[2, :, -1].mean() > 0.8 and x[2, :, 0].mean() < -0.8  # blue channel high on the right only
+
+
+def test_symlinked_class_folders_are_followed_and_hidden_copies_skipped(tmp_path):
+    paint(tmp_path / "elsewhere", {"r": RED})
+    (tmp_path / "data" / "red").mkdir(parents=True)
+    (tmp_path / "data" / "red" / "linked").symlink_to(tmp_path / "elsewhere")
+    paint(tmp_path / "data" / "red" / ".ipynb_checkpoints", {"copy": RED})
+    paint(tmp_path / "data" / "blue", {"b": BLUE})
+    d = image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path / "data"))
+    assert d.classes == ["blue", "red"] and d.y.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_empty_class_folders_and_mixed_splits_are_refused(tmp_path):
+    paint_classes(tmp_path / "a")
+    (tmp_path / "a" / "green").mkdir()
+    with pytest.raises(DataError, match=r"class folder.* green .*hold no images"):
+        image_folder(ImageFolderConfig(), root=str(tmp_path / "a"))
+    paint_classes(tmp_path / "b", "train")
+    paint(tmp_path / "b" / "test", {"flat": RED})
+    with pytest.raises(DataError, match=r"classes \(none: unlabelled\) differ .* \['blue', 'red'\]"):
+        image_folder(ImageFolderConfig(), root=str(tmp_path / "b"), train=False)
+
+
+def test_the_held_out_split_is_decoded_once(tmp_path, monkeypatch):
+    from gancore.builtin import image_folder as module
+
+    paint_classes(tmp_path, "train")
+    paint_classes(tmp_path, "test")
+    calls = []
+    decode = module._decode
+    monkeypatch.setattr(module, "_decode", lambda *a: calls.append(a[0]) or decode(*a))
+    module._held_out.cache_clear()
+    first = image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path), train=False)
+    again = image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path), train=False)
+    module._held_out.cache_clear()
+    assert calls == [tmp_path / "test"] and torch.equal(first.x, again.x) and first is not again
+    assert module.has_held_out(str(tmp_path)) and not module.has_held_out(str(tmp_path / "test"))
 
 
 def test_a_folder_is_required():

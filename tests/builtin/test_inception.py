@@ -65,3 +65,40 @@ def test_images_become_uint8_rgb():
     out = inception.to_uint8_rgb(x, (-1.0, 1.0))
     assert out.dtype == torch.uint8 and out.shape == (3, 3, 1, 1)
     assert out[:, 0].flatten().tolist() == [0, 128, 255]
+
+
+def test_an_image_folder_without_held_out_images_is_named_before_training_scores_it(tmp_path):
+    from types import SimpleNamespace
+
+    from tests.conftest import paint_classes
+
+    paint_classes(tmp_path, "train")
+    state = SimpleNamespace(config={"data": {"name": "image-folder", "dir": str(tmp_path)}})
+    assert "has none; put some in its test/ folder" in inception.InceptionFID().unavailable(state)
+
+
+def test_an_exported_model_is_scored_against_real_images_of_its_own_size_and_channels(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from gancore.builtin.image_folder import _held_out
+    from tests.conftest import paint_classes
+
+    paint_classes(tmp_path, "train")
+    paint_classes(tmp_path, "test")
+    seen = []
+
+    def features(net, x, value_range, device):  # stands in for Inception: records what it is shown
+        seen.append(tuple(x.shape[1:]))
+        return torch.randn(len(x), 4, dtype=torch.float64, generator=torch.Generator().manual_seed(len(seen)))
+
+    monkeypatch.setattr(inception.InceptionFID, "extractor", lambda self, device: None)
+    monkeypatch.setattr(inception.InceptionFID, "features", staticmethod(features))
+    model = SimpleNamespace(config={"data": {"name": "image-folder", "dir": str(tmp_path)}},
+                            data_info={"shape": [1, 16, 16], "value_range": [-1.0, 1.0]}, step=1,
+                            generate=lambda n, seed: torch.zeros(n, 1, 16, 16))
+    _held_out.cache_clear()
+    metric = inception.InceptionFID()
+    metric.samples = 6
+    assert set(metric(model)) == {"fid", "kid", "kid_sd"}
+    _held_out.cache_clear()
+    assert seen == [(1, 16, 16), (1, 16, 16)]  # real and generated alike: greyscale 16 px, not the default 64 RGB

@@ -79,8 +79,10 @@ def test_dcgan_with_the_improved_techniques_trains_resumes_and_exports(tmp_path)
     cfg = tiny(generator={"virtual_batchnorm": True, "reference_size": 8},
                discriminator={"minibatch_features": 4})
     state = train(prepare("dcgan", cfg, out=str(tmp_path / "run")), progress=False)
-    ref = state.nets.generator.reference_noise.clone()
-    resumed = prepare_resume(state.run_dir, steps=8)
-    assert torch.equal(resumed.nets.generator.reference_noise, ref)  # fixed at the start, kept by checkpoints
+    stats = {k: v.clone() for k, v in state.nets.generator.state_dict().items() if k.endswith(("ref_mean", "ref_sq"))}
+    assert len(stats) == 4  # the projection's and the one hidden convolution's, each a mean and a mean square
+    resumed = prepare_resume(state.run_dir, steps=8).nets.generator.state_dict()
+    for k, v in stats.items():  # the reference statistics eval and export read travel in the checkpoint
+        assert torch.equal(resumed[k], v) and not torch.equal(v, torch.zeros_like(v)), k
     out = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp")  # parity-checked on export
     assert OnnxModel(out / "generator.onnx", "cpu").sample(3, 0).shape == (3, 1, 28, 28)

@@ -179,6 +179,10 @@ def test_virtual_batch_norm_generator_saves_its_reference_batch(tmp_path):
     assert ref.shape == (16, 100)
     resumed = prepare_resume(state.run_dir, steps=6)
     assert torch.equal(reference_batch(resumed.nets.generator, g.latent)["noise"], ref)
+    saved = resumed.nets.generator.state_dict()
+    for k, v in g.state_dict().items():  # the recorded statistics, which eval and export read, travel too
+        if k.endswith(("ref_mean", "ref_sq")):
+            assert torch.equal(saved[k], v), k
     g.eval()
     with torch.no_grad():  # in eval an image does not depend on its batch
         z = torch.rand(5, 100)
