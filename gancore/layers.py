@@ -144,6 +144,14 @@ def reference_batch(module: nn.Module, latent: Sequence[LatentSpec]) -> dict[str
     return {s.name: getattr(module, f"reference_{s.name}") for s in latent}
 
 
+def reference_pass_of_batch(module: nn.Module, latent: Sequence[LatentSpec],
+                            net: Callable[[dict[str, Tensor]], object]) -> None:
+    """In training, :func:`reference_pass` over ``net`` fed ``module``'s own reference batch (kept by
+    :func:`add_reference_batch`); a no-op in eval mode, which reads the recorded statistics."""
+    if module.training:
+        reference_pass(module, lambda: net(reference_batch(module, latent)))
+
+
 def reference_pass(module: nn.Module, run: Callable[[], object]) -> None:
     """Run ``module``'s reference batch (``run``) so every VirtualBatchNorm layer in it records its statistics.
 

@@ -18,8 +18,7 @@ from gancore.layers import (
     VirtualBatchNorm,
     add_reference_batch,
     dcgan_init,
-    reference_batch,
-    reference_pass,
+    reference_pass_of_batch,
 )
 
 
@@ -102,8 +101,8 @@ class Generator(nn.Module):
         return self.body(self.project(self.inp(latent)).view(-1, self.top, self.start, self.start))
 
     def forward(self, **latent: Tensor) -> Tensor:
-        if self.virtual and self.training:  # the reference batch's statistics, for the weights of this step
-            reference_pass(self, lambda: self._net(reference_batch(self, self.latent)))
+        if self.virtual:  # the reference batch's statistics, for the weights of this step
+            reference_pass_of_batch(self, self.latent, self._net)
         return self._net(latent)
 
 

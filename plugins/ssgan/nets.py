@@ -27,8 +27,7 @@ from gancore.layers import (
     MinibatchDiscrimination,
     VirtualBatchNorm,
     add_reference_batch,
-    reference_batch,
-    reference_pass,
+    reference_pass_of_batch,
 )
 
 
@@ -102,8 +101,8 @@ class Generator(nn.Module):
             add_reference_batch(self, latent, cfg.reference_size, cfg.reference_seed)
 
     def forward(self, **latent: Tensor) -> Tensor:
-        if self.virtual and self.training:
-            reference_pass(self, lambda: self.net(self.inp(reference_batch(self, self.latent))))
+        if self.virtual:
+            reference_pass_of_batch(self, self.latent, lambda ref: self.net(self.inp(ref)))
         return self.net(self.inp(latent)).view(-1, *self.shape)
 
 
