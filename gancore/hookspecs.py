@@ -103,7 +103,9 @@ def gan_register_datasets(register: Register) -> None:
 
     :param register: ``register(name, builder, config=Cfg)``; ``builder(cfg, root=..., train=...)``
         returns a :class:`gancore.components.TensorData` (the whole set as tensors, so it can live on
-        the device). Raise :class:`gancore.errors.DataError` saying how to get missing files.
+        the device). Raise :class:`gancore.errors.DataError` saying how to get missing files. A builder
+        that also takes ``limit`` gets ``data.limit`` for the training split and may read only that many
+        examples, a sample representative of the whole; the core keeps the first ``limit`` of any builder's.
     """
 
 

@@ -110,7 +110,10 @@ class TrainState:
 def load_data(mgr: PluginManager, cfg: dict[str, Any], *, train: bool = True) -> TensorData:
     name, opts = split_name(cfg["data"])
     core = {k: opts.pop(k) for k in ("dir", "limit", "labels_per_class")}
-    data = mgr.registries.datasets.build(name, opts, where="data", root=core["dir"], train=train)
+    extra: dict[str, Any] = {}
+    if train and core["limit"] and "limit" in inspect.signature(mgr.registries.datasets.get(name).builder).parameters:
+        extra["limit"] = core["limit"]  # a builder that can read only N examples (image-folder) need not read all
+    data = mgr.registries.datasets.build(name, opts, where="data", root=core["dir"], train=train, **extra)
     if not isinstance(data, TensorData):
         raise GanError(f"dataset {name!r} returned {type(data).__name__}, not gancore.components.TensorData")
     if train and core["limit"]:

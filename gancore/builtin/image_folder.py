@@ -6,6 +6,8 @@ the classes, in sorted order) or all at its top level (no labels). Where DIR has
 test-set metrics say they need held-out images, and bigan's reconstruction pictures show training images. Each
 image is resized on its shorter side and cropped to a centred square of ``image_size`` pixels (torchvision's
 transforms), then read as RGB or greyscale; the whole set is decoded once into memory, as the other datasets are.
+With ``data.limit=N`` only N training images are decoded, spread evenly over the sorted files, so each class keeps
+its share (the first N files would all come from the first classes).
 """
 
 from __future__ import annotations
@@ -124,15 +126,16 @@ def _transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
     return T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.PILToTensor()])
 
 
-def image_folder(cfg: ImageFolderConfig, *, root: str = "", train: bool = True) -> TensorData:
-    """Images from ``--data-dir``: resized, centre-cropped, in [-1, 1]; labelled by class subfolder if any."""
+def image_folder(cfg: ImageFolderConfig, *, root: str = "", train: bool = True, limit: int = 0) -> TensorData:
+    """Images from ``--data-dir``: resized, centre-cropped, in [-1, 1]; labelled by class subfolder if any;
+    ``limit`` > 0: only that many training images, evenly spread over the files (and so over the classes)."""
     if not root:
         raise DataError(f"dataset image-folder reads the images in --data-dir DIR: {LAYOUT}")
     base = Path(root).expanduser()
     if not base.is_dir():
         raise DataError(f"--data-dir {root!r} is not a folder; image-folder takes {LAYOUT}")
     if train:
-        x, y, classes = _decode(_split(base, True), cfg.image_size, cfg.channels)
+        x, y, classes = _decode(_split(base, True), cfg.image_size, cfg.channels, limit)
     else:  # pictures and metrics read the held-out split again and again: decode it once per process
         x, y, classes = _held_out(str(base.resolve()), cfg.image_size, cfg.channels)
     return TensorData(x=x, y=y, kind="image", value_range=(-1.0, 1.0), classes=classes,
@@ -150,9 +153,20 @@ def _held_out(base: str, image_size: int, channels: int) -> tuple[torch.Tensor, 
     return x, y, classes
 
 
-def _decode(folder: Path, image_size: int, channels: int
+def spread(n: int, limit: int) -> list[int]:
+    """``limit`` indices of ``range(n)`` spaced as evenly as whole numbers allow (all of them if ``limit`` is 0 or
+    at least ``n``): a sample of a class-sorted file list that keeps each class's share."""
+    if not 0 < limit < n:
+        return list(range(n))
+    return [i * n // limit for i in range(limit)]
+
+
+def _decode(folder: Path, image_size: int, channels: int, limit: int = 0
             ) -> tuple[torch.Tensor, torch.Tensor | None, list[str] | None]:
     files, labels, classes = _files(folder)
+    keep = spread(len(files), limit)
+    files = [files[i] for i in keep]
+    labels = [labels[i] for i in keep] if labels is not None else None
     mode, tf = ("RGB" if channels == 3 else "L"), _transform(image_size)
     if len(files) >= 10_000:  # minutes for a large set: say what the wait is
         print(f"gancore: note: decoding {len(files)} images from {folder}", file=sys.stderr, flush=True)

@@ -144,3 +144,21 @@ def test_dcgan_trains_on_colour_images_and_exports_them(tmp_path):
     assert state.data_info["shape"] == [3, 32, 32]
     out = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp")
     assert OnnxModel(out / "generator.onnx", "cpu").sample(2, 0).shape == (2, 3, 32, 32)
+
+
+def test_a_limit_decodes_only_that_many_images_spread_over_the_classes(tmp_path, monkeypatch):
+    from gancore.builtin import image_folder as module
+    from gancore.plugins import get_manager
+    from gancore.state import load_data
+
+    paint_classes(tmp_path)  # 3 blue files, then 3 red ones, in sorted order
+    (tmp_path / "red" / "z-broken.png").write_bytes(b"not a png")  # the last file: not among the 2 picked
+    opened = []
+    real_open = module.Image.open
+    monkeypatch.setattr(module.Image, "open", lambda p: opened.append(p) or real_open(p))
+    cfg = {"data": {"name": "image-folder", "dir": str(tmp_path), "limit": 2, "labels_per_class": 0, "image_size": 8}}
+    d = load_data(get_manager(), cfg)
+    assert len(d) == 2 and d.y.tolist() == [0, 1] and len(opened) == 2  # one of each class, nothing else read
+    assert module.spread(7, 3) == [0, 2, 4] and module.spread(3, 0) == module.spread(3, 5) == [0, 1, 2]
+    with pytest.raises(DataError, match=r"z-broken\.png"):  # without the limit every file is read
+        load_data(get_manager(), {"data": {**cfg["data"], "limit": 0}})
