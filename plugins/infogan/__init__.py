@@ -56,7 +56,9 @@ def recipe() -> dict[str, Any]:
     return {
         "data": {"name": "fashion-mnist"},
         "sampler": {"name": "infogan", "noise": 62, "categorical": [10], "continuous": 2},
-        # width 32 rather than the paper's 64: about twice as fast on a CPU, sharper samples at this budget.
+        # width 32 rather than the paper's 64: about twice as fast on a CPU. The paper's D (discriminator.width=64)
+        # draws better samples (Frechet distance 19.3 against 25.5 on 3 seeds) but its Q clusters worse (accuracy
+        # 0.600 against 0.633), bench/infogan.py.
         "generator": {"name": "infogan", "width": 32},
         "discriminator": {"name": "infogan", "width": 32},
         "loss": {"name": "nonsaturating"},
