@@ -29,7 +29,7 @@ from gancore.components import draw
 from gancore.runs import open_run
 from gancore.sampling import eval_mode, traversal_images
 from gancore.state import load_data, to_device
-from gancore_plugins.infogan.metrics import read_codes
+from gancore_plugins.infogan.metrics import contingency, read_codes
 from gancore_plugins.infogan.nets import codes_of
 
 NAMES = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
@@ -51,13 +51,13 @@ def column_agreement(state, code: int, span: tuple[float, float], grids: int, co
 
 def category_mix(state, samples: int) -> list[np.ndarray]:
     """For each category of code 0, the evaluator's class histogram of ``samples`` draws from the prior."""
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device=state.device).manual_seed(0)  # draw() samples on the run's device
     specs = {s.name: s for s in state.latent_specs}
     mixes = []
     for k in range(codes_of(state.latent_specs)[0][0]):
         latent = {name: draw(s, samples, gen, state.device) for name, s in specs.items()}
         latent["categorical"][:, 0] = k
-        with eval_mode(state.nets.generator), torch.no_grad():
+        with eval_mode(state.nets.generator):
             x = state.nets.generator(**latent).float().cpu()
         mixes.append(np.bincount(classes_of(x), minlength=10) / samples)
     return mixes
@@ -69,9 +69,7 @@ def real_mix(state) -> float:
     d = state.nets.discriminator
     with eval_mode(d):
         pred = read_codes(d, to_device(test.x, state.device, state.config)).numpy()
-    table = np.zeros((int(pred.max()) + 1, 10))
-    np.add.at(table, (pred, test.y.numpy()), 1)
-    return float(table.max(1).sum() / len(pred))
+    return float(contingency(pred, test.y.numpy()).max(1).sum() / len(pred))
 
 
 def main() -> None:

@@ -99,7 +99,7 @@ class DataConfig:
 
     name: str = "fashion-mnist"
     dir: str = ""  # a torchvision root or a folder holding the dataset's files; "" searches defaults
-    limit: int = 0  # keep only the first N training examples (0: all)
+    limit: int = 0  # keep only N training examples (0: all): the first N, or a dataset's own even spread
     labels_per_class: int = 0  # >0: a balanced labelled subset for semi-supervised training
 
     def __post_init__(self) -> None:

@@ -239,7 +239,13 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
         if per_class:  # drawn from the whole set, the same on every process
             if data.y is None:
                 raise DataError(f"data.labels_per_class={per_class} needs a labelled dataset")
-            idx = balanced_labels(data.y, per_class, cfg["seed"])
+            try:
+                idx = balanced_labels(data.y, per_class, cfg["seed"])
+            except DataError as e:
+                if not cfg["data"]["limit"]:
+                    raise
+                raise DataError(f"{e}, among the {len(data.y)} examples data.limit keeps; raise data.limit or "
+                                f"lower labels_per_class") from None
             state.labelled = (to_device(data.x[idx], device, cfg), data.y[idx].to(device))
         distributed.shard_batch(cfg["train"]["batch_size"], world)  # refused here, before a run folder exists
         if world.active:  # each process trains on its own slice of the examples

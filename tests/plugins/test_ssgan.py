@@ -96,6 +96,15 @@ def test_balanced_labels_are_balanced_and_seeded():
         balanced_labels(y, 51, seed=0)
 
 
+def test_too_few_examples_under_a_limit_name_the_limit(tmp_path):
+    from gancore.config import merge
+
+    cfg = merge(TINY, {"data": {"limit": 20, "labels_per_class": 5}})  # 20 examples: some class has fewer than 5
+    with pytest.raises(DataError, match=r"fewer than labels_per_class=5, among the 20 examples data\.limit keeps"):
+        prepare("ssgan", cfg, out=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()  # refused before a run folder is made
+
+
 def test_the_run_holds_its_labelled_subset_and_trains_on_everything(run):
     lx, ly = run.labelled
     assert lx.shape == (20, 1, 28, 28)
