@@ -32,8 +32,6 @@ from gancore.state import load_data, to_device
 from gancore_plugins.infogan.metrics import contingency, read_codes
 from gancore_plugins.infogan.nets import codes_of
 
-NAMES = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
-
 
 def classes_of(x: torch.Tensor) -> np.ndarray:
     return embed(x)[1].argmax(1).numpy()
@@ -59,7 +57,7 @@ def category_mix(state, samples: int) -> list[np.ndarray]:
         latent["categorical"][:, 0] = k
         with eval_mode(state.nets.generator):
             x = state.nets.generator(**latent).float().cpu()
-        mixes.append(np.bincount(classes_of(x), minlength=10) / samples)
+        mixes.append(np.bincount(classes_of(x), minlength=len(state.data_info["classes"])) / samples)
     return mixes
 
 
@@ -90,9 +88,10 @@ def main() -> None:
                   + f"   (mean {a.mean():.2f})")
     mixes = category_mix(state, args.samples)
     print(f"\nclasses of {args.samples} prior draws per category of code 0 (the evaluator's reading; top two):")
+    names = state.data_info["classes"]  # the dataset's, in the evaluator's order (Fashion-MNIST's)
     for k, m in enumerate(mixes):
         top = np.argsort(m)[::-1][:2]
-        print(f"  category {k}: " + ", ".join(f"{NAMES[c]} {m[c]:.2f}" for c in top))
+        print(f"  category {k}: " + ", ".join(f"{names[c]} {m[c]:.2f}" for c in top))
     share = float(np.mean([m.max() for m in mixes]))
     print(f"mean top-class share of G's categories: {share:.2f}; of Q's categories on the real test images: "
           f"{real_mix(state):.2f} (1.0: each category one kind)")
