@@ -28,6 +28,7 @@ from torch import Tensor
 from gancore.averaging import PREFIX
 from gancore.errors import CheckpointError
 from gancore.fsutil import remove_tree, swap_into_place
+from gancore.layers import record_reference_statistics
 from gancore.state import TrainState
 
 FORMAT = 1
@@ -53,6 +54,7 @@ def state_tensors(state: TrainState) -> tuple[dict[str, Tensor], dict[str, Tenso
     """(weights, training tensors, JSON state) of a run."""
     weights: dict[str, Tensor] = {}
     for role, module in state.nets.named().items():
+        record_reference_statistics(module)  # a virtual batch norm's, for the weights saved beside them
         for k, v in module.state_dict().items():
             weights[f"{role}.{k}"] = v.detach().cpu().contiguous()
     if state.average is not None:

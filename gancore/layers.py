@@ -144,12 +144,52 @@ def reference_batch(module: nn.Module, latent: Sequence[LatentSpec]) -> dict[str
     return {s.name: getattr(module, f"reference_{s.name}") for s in latent}
 
 
-def reference_pass_of_batch(module: nn.Module, latent: Sequence[LatentSpec],
-                            net: Callable[[dict[str, Tensor]], object]) -> None:
-    """In training, :func:`reference_pass` over ``net`` fed ``module``'s own reference batch (kept by
-    :func:`add_reference_batch`); a no-op in eval mode, which reads the recorded statistics."""
-    if module.training:
-        reference_pass(module, lambda: net(reference_batch(module, latent)))
+class ReferenceBatchNet(nn.Module):
+    """Base for a network whose VirtualBatchNorm layers read a reference batch of its own latent inputs, kept by
+    :func:`add_reference_batch`. Subclasses keep their latent specs in ``latent``, implement ``reference_net``
+    (the pass the reference batch goes through: latent dict to output) and call :meth:`reference_pass_in_training`
+    at the top of ``forward``. A network without such layers (batch norm chosen in config) is left alone.
+
+    Training records the reference statistics at every forward pass, so they follow the weights and carry their
+    gradient. The optimizer step that follows would leave the buffers eval mode and export read one step behind
+    the weights, so switching to eval mode records them afresh for the current weights, as does a checkpoint
+    (:func:`record_reference_statistics`)."""
+
+    latent: list[LatentSpec]
+
+    def reference_net(self, latent: dict[str, Tensor]) -> object:
+        raise NotImplementedError
+
+    def _virtual(self) -> bool:
+        return any(isinstance(m, VirtualBatchNorm) for m in self.modules())
+
+    def reference_pass_in_training(self) -> None:
+        """In training, :func:`reference_pass` over the reference batch; a no-op in eval mode, which reads the
+        recorded statistics."""
+        if self.training and self._virtual():
+            reference_pass(self, lambda: self.reference_net(reference_batch(self, self.latent)))
+
+    def record_reference(self) -> None:
+        """Record the reference statistics for the current weights, without autograd and leaving the RNG as it
+        was (so training runs the same with or without it)."""
+        if not self._virtual():
+            return
+        device = next(self.buffers()).device
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            reference_pass(self, lambda: self.reference_net(reference_batch(self, self.latent)))
+
+    def train(self, mode: bool = True) -> ReferenceBatchNet:
+        if self.training and not mode:
+            self.record_reference()
+        return super().train(mode)
+
+
+def record_reference_statistics(module: nn.Module) -> None:
+    """Record the reference statistics of every :class:`ReferenceBatchNet` in ``module`` for its current weights
+    (before its state is saved)."""
+    for m in module.modules():
+        if isinstance(m, ReferenceBatchNet):
+            m.record_reference()
 
 
 def reference_pass(module: nn.Module, run: Callable[[], object]) -> None:

@@ -4,11 +4,15 @@ import pytest
 import torch
 from torch import nn
 
+from gancore.components import LatentSpec
 from gancore.layers import (
     GaussianNoise,
     MinibatchDiscrimination,
+    ReferenceBatchNet,
     VirtualBatchNorm,
+    add_reference_batch,
     frozen_norm_stats,
+    record_reference_statistics,
     reference_pass,
 )
 
@@ -62,6 +66,45 @@ def test_virtual_batch_norm_backpropagates_through_the_reference_in_training_onl
     assert ref.grad is not None and ref.grad.abs().sum() > 0  # the reference statistics follow the weights
     vbn.eval()  # eval uses the recorded buffers: no reference batch needed
     assert torch.allclose(vbn(torch.ones(1, 2)), vbn(torch.ones(1, 2)))
+
+
+class _TinyG(ReferenceBatchNet):
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent = [LatentSpec("noise", (3,), "normal")]
+        self.lin, self.vbn = nn.Linear(3, 2), VirtualBatchNorm(2, reference_size=8)
+        add_reference_batch(self, self.latent, 8, seed=0)
+
+    def reference_net(self, latent: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.vbn(self.lin(latent["noise"]))
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        self.reference_pass_in_training()
+        return self.reference_net({"noise": noise})
+
+
+def _fresh_statistics(g: _TinyG) -> tuple[torch.Tensor, torch.Tensor]:
+    h = g.lin(g.reference_noise).detach()
+    return h.mean(0), (h * h).mean(0)
+
+
+def test_eval_mode_and_saving_record_the_reference_statistics_of_the_current_weights():
+    torch.manual_seed(0)
+    g = _TinyG()
+    opt = torch.optim.SGD(g.parameters(), lr=0.5)
+    g(torch.randn(4, 3)).pow(2).sum().backward()  # training records the statistics of the weights before the step
+    opt.step()
+    mean, sq = _fresh_statistics(g)
+    assert not torch.allclose(g.vbn.ref_mean, mean, atol=1e-3)  # the step left the buffers behind
+    rng = torch.get_rng_state()
+    record_reference_statistics(nn.Sequential(g))  # what a checkpoint does before saving
+    assert torch.allclose(g.vbn.ref_mean, mean, atol=1e-6) and torch.allclose(g.vbn.ref_sq, sq, atol=1e-6)
+    assert torch.equal(torch.get_rng_state(), rng) and g.training
+    g(torch.randn(4, 3)).pow(2).sum().backward()
+    opt.step()
+    g.eval()  # what sampling, evaluation and export read
+    mean, _ = _fresh_statistics(g)
+    assert torch.allclose(g.vbn.ref_mean, mean, atol=1e-6)
 
 
 def test_gaussian_noise_only_in_training():

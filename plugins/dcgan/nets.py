@@ -15,10 +15,10 @@ from gancore.components import DOut, LatentSpec
 from gancore.layers import (
     LatentInput,
     MinibatchDiscrimination,
+    ReferenceBatchNet,
     VirtualBatchNorm,
     add_reference_batch,
     dcgan_init,
-    reference_pass_of_batch,
 )
 
 
@@ -69,7 +69,7 @@ def _layout(shape: Sequence[int]) -> tuple[int, int, int]:
     raise ValueError(f"dcgan supports 28, 32 and 64 px images, got {size} (set data.image_size)")
 
 
-class Generator(nn.Module):
+class Generator(ReferenceBatchNet):
     def __init__(self, cfg: GeneratorConfig, latent: Sequence[LatentSpec], shape: Sequence[int]) -> None:
         super().__init__()
         channels, start, n_up = _layout(shape)
@@ -97,13 +97,12 @@ class Generator(nn.Module):
         if self.virtual:
             add_reference_batch(self, latent, cfg.reference_size, cfg.reference_seed)
 
-    def _net(self, latent: dict[str, Tensor]) -> Tensor:
+    def reference_net(self, latent: dict[str, Tensor]) -> Tensor:
         return self.body(self.project(self.inp(latent)).view(-1, self.top, self.start, self.start))
 
     def forward(self, **latent: Tensor) -> Tensor:
-        if self.virtual:  # the reference batch's statistics, for the weights of this step
-            reference_pass_of_batch(self, self.latent, self._net)
-        return self._net(latent)
+        self.reference_pass_in_training()  # with virtual batch norm: the reference's statistics for this step
+        return self.reference_net(latent)
 
 
 class Discriminator(nn.Module):

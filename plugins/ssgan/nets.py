@@ -25,9 +25,9 @@ from gancore.layers import (
     GaussianNoise,
     LatentInput,
     MinibatchDiscrimination,
+    ReferenceBatchNet,
     VirtualBatchNorm,
     add_reference_batch,
-    reference_pass_of_batch,
 )
 
 
@@ -79,7 +79,7 @@ class ConvDiscriminatorConfig:
             raise ValueError("input_dropout and dropout must be in [0, 1)")
 
 
-class Generator(nn.Module):
+class Generator(ReferenceBatchNet):
     def __init__(self, cfg: GeneratorConfig, latent: Sequence[LatentSpec], shape: Sequence[int]) -> None:
         super().__init__()
         self.shape = tuple(shape)
@@ -100,10 +100,12 @@ class Generator(nn.Module):
         if self.virtual:
             add_reference_batch(self, latent, cfg.reference_size, cfg.reference_seed)
 
+    def reference_net(self, latent: dict[str, Tensor]) -> Tensor:
+        return self.net(self.inp(latent))
+
     def forward(self, **latent: Tensor) -> Tensor:
-        if self.virtual:
-            reference_pass_of_batch(self, self.latent, lambda ref: self.net(self.inp(ref)))
-        return self.net(self.inp(latent)).view(-1, *self.shape)
+        self.reference_pass_in_training()  # with virtual batch norm: the reference's statistics for this step
+        return self.reference_net(latent).view(-1, *self.shape)
 
 
 def _normed(layer: nn.Module, norm: bool) -> nn.Module:

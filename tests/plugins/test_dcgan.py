@@ -1,5 +1,8 @@
+import copy
+
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from gancore.components import DOut, LatentSpec
 from gancore_plugins.dcgan.nets import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
@@ -77,12 +80,22 @@ def test_dcgan_with_the_improved_techniques_trains_resumes_and_exports(tmp_path)
     from tests.conftest import tiny
 
     cfg = tiny(generator={"virtual_batchnorm": True, "reference_size": 8},
-               discriminator={"minibatch_features": 4})
+               discriminator={"minibatch_features": 4},
+               train={"sample_every": 100})  # no sample grid puts G in eval mode before step 3's checkpoint
     state = train(prepare("dcgan", cfg, out=str(tmp_path / "run")), progress=False)
     stats = {k: v.clone() for k, v in state.nets.generator.state_dict().items() if k.endswith(("ref_mean", "ref_sq"))}
     assert len(stats) == 4  # the projection's and the one hidden convolution's, each a mean and a mean square
     resumed = prepare_resume(state.run_dir, steps=8).nets.generator.state_dict()
     for k, v in stats.items():  # the reference statistics eval and export read travel in the checkpoint
         assert torch.equal(resumed[k], v) and not torch.equal(v, torch.zeros_like(v)), k
+    g = copy.deepcopy(state.nets.generator).train()
+    for ckpt in sorted((state.run_dir / "checkpoints").glob("step-*")):  # step 3 (no sample grid before it) and 6
+        saved = {k[len("generator."):]: v for k, v in load_file(ckpt / "weights.safetensors").items()
+                 if k.startswith("generator.")}
+        g.load_state_dict(saved)
+        with torch.no_grad():  # a training-mode pass records the statistics of the loaded weights
+            g(**{s.name: getattr(g, f"reference_{s.name}")[:1] for s in g.latent})
+        for k in stats:  # ... the checkpoint's were recorded for the weights saved beside them, not the step before's
+            assert torch.allclose(g.state_dict()[k], saved[k], atol=1e-6), (ckpt.name, k)
     out = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp")  # parity-checked on export
     assert OnnxModel(out / "generator.onnx", "cpu").sample(3, 0).shape == (3, 1, 28, 28)
