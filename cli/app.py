@@ -81,22 +81,24 @@ def train(
     """Train a GAN; prints the run folder on the last line of stdout."""
     from gancore import distributed
     from gancore.config import load_toml, parse_sets
-    from gancore.loop import prepare, prepare_resume
+    from gancore.loop import check_prepare, check_prepare_resume, prepare, prepare_resume
     from gancore.loop import train as run_training
 
     if nproc < 1:
         fail(f"--nproc must be >= 1, got {nproc}")
-    if nproc > 1 and not distributed.launched():
-        if sys.argv[1:2] != ["train"]:
-            fail("--nproc restarts the `gan train` command line under torchrun; from Python, start your script "
-                 "with torchrun --nproc-per-node N instead")
-        raise typer.Exit(_torchrun(nproc))
+    launch = nproc > 1 and not distributed.launched()
+    if launch and sys.argv[1:2] != ["train"]:
+        fail("--nproc restarts the `gan train` command line under torchrun; from Python, start your script "
+             "with torchrun --nproc-per-node N instead")
 
     if resume is not None:
         given = [plugin, set_, config, dataset, data_dir, batch_size, seed, out, on_nan]
         if any(g is not None and g != [] for g in given) or compile_:
             fail("--resume continues a run with its saved config; only --steps, --device, --checkpoint and --nproc "
                  "may be given with it")
+        if launch:  # bad input fails here, in one line, not once per process inside torchrun's report
+            check_prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device, processes=nproc)
+            raise typer.Exit(_torchrun(nproc))
         state = prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device)
     else:
         if checkpoint is not None:
@@ -128,6 +130,9 @@ def train(
         if data_dir is not None:
             opts["data"]["dir"] = data_dir
         layers.append(opts)
+        if launch:
+            check_prepare(plugin, *layers, out=out, processes=nproc)  # type: ignore[arg-type]
+            raise typer.Exit(_torchrun(nproc))
         state = prepare(plugin, *layers, out=out)  # type: ignore[arg-type]
     world = state.world
     if world.main:

@@ -21,6 +21,7 @@ from gancore import distributed
 from gancore.averaging import averaged
 from gancore.checkpoint import list_checkpoints, load_checkpoint, recover, save_checkpoint
 from gancore.components import Losses, Step
+from gancore.config import merge
 from gancore.errors import ConfigError, GanError
 from gancore.evaluate import applicable, evaluate
 from gancore.fsutil import write_json_atomic, write_text_atomic
@@ -29,7 +30,7 @@ from gancore.images import save_picture
 from gancore.plugins import PluginManager, get_manager
 from gancore.progress import Progress
 from gancore.resolve import resolve_config
-from gancore.runs import load_run_config, new_run_dir, pick_checkpoint, write_run_files
+from gancore.runs import check_run_dir, load_run_config, new_run_dir, pick_checkpoint, write_run_files
 from gancore.sampling import eval_mode
 from gancore.state import TrainState, build_state, load_data
 
@@ -48,6 +49,34 @@ def prepare(plugin: str, *layers: dict[str, Any], out: str | None = None,
     state.run_dir = Path(distributed.broadcast_text(str(state.run_dir) if world.main else None, world,
                                                     state.device))
     return state
+
+
+def check_prepare(plugin: str, *layers: dict[str, Any], out: str | None = None, processes: int = 1,
+                  mgr: PluginManager | None = None) -> None:
+    """Refuse what :func:`prepare` would refuse, here, on the CPU and without creating anything: for a launcher
+    (``gan train --nproc N``) to check once, in one process, before it starts ``processes`` of them."""
+    mgr = mgr or get_manager()
+    cfg = resolve_config(mgr, plugin, *layers)
+    check_run_dir(out)
+    distributed.shard_batch(cfg["train"]["batch_size"], distributed.World(size=processes))
+    cpu = merge(cfg, {"device": "cpu"})  # the networks fit the data wherever they train; no GPU memory held here
+    build_state(mgr, cpu, data=load_data(mgr, cpu, train=True))
+
+
+def check_prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str | None = None,
+                         device: str | None = None, processes: int = 1, mgr: PluginManager | None = None) -> None:
+    """Refuse what :func:`prepare_resume` would refuse about the run folder, the checkpoint and the steps, changing
+    nothing in the folder (see :func:`check_prepare`)."""
+    path = Path(run)
+    cfg = load_run_config(path, mgr or get_manager(), device=device, steps=steps)
+    distributed.shard_batch(cfg["train"]["batch_size"], distributed.World(size=processes))
+    step = int(pick_checkpoint(path, checkpoint).name.split("-")[1])
+    if step >= cfg["train"]["steps"]:
+        raise ConfigError(_reached(path, step, cfg["train"]["steps"]))
+
+
+def _reached(path: Path, step: int, steps: int) -> str:
+    return f"run {path} already reached step {step} of {steps}; pass --steps N (N > {step}) to train further"
 
 
 def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str | None = None,
@@ -69,8 +98,7 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
                                                               state.device)
     load_checkpoint(state, ckpt)
     if state.step >= cfg["train"]["steps"]:
-        raise ConfigError(f"run {path} already reached step {state.step} of {cfg['train']['steps']}; "
-                          f"pass --steps N (N > {state.step}) to train further")
+        raise ConfigError(_reached(path, state.step, cfg["train"]["steps"]))
     if main:  # only once the checkpoint has loaded and there are steps to train: a refused resume moves nothing
         _set_aside_later(path / "checkpoints", ckpt)
         _truncate_log(path / "metrics.jsonl", state.step)

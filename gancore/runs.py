@@ -18,13 +18,18 @@ from gancore.state import TrainState, build_state
 RUNS_DIR = Path("runs")
 
 
+def check_run_dir(out: str | None) -> None:
+    """Refuse an ``--out`` that already exists: runs are never overwritten."""
+    if out and Path(out).exists():
+        raise ConfigError(f"run folder {out!r} already exists and is never overwritten; "
+                          f"choose another --out, or continue it with --resume {out}")
+
+
 def new_run_dir(plugin: str, out: str | None) -> Path:
     """``out`` if given (it must not exist), else the next free ``runs/<plugin>-NNNN``."""
     if out:
+        check_run_dir(out)
         path = Path(out)
-        if path.exists():
-            raise ConfigError(f"run folder {str(path)!r} already exists and is never overwritten; "
-                              f"choose another --out, or continue it with --resume {path}")
         try:
             path.mkdir(parents=True)
         except OSError as e:

@@ -57,6 +57,22 @@ def test_gan_train_nproc_then_resume_in_one_process_and_back(tmp_path):
 def test_a_batch_that_does_not_divide_over_the_processes_is_refused(tmp_path):
     res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--steps", "3", *TINY[:-3], "--batch-size", "15",
               cwd=tmp_path)
-    assert res.returncode != 0
-    assert "train.batch_size 15 must divide evenly over 2 processes" in res.stderr
+    assert res.returncode == 2
+    # refused once, before torchrun starts the processes: one line, not a report per process
+    assert res.stderr.strip().splitlines() == ["error: train.batch_size 15 must divide evenly over 2 processes, "
+                                               "at least 2 examples each"]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_bad_input_to_nproc_is_refused_in_one_line_before_torchrun_starts(tmp_path):
+    res = gan("train", "--plugin", "dcgn", "--nproc", "2", *TINY, cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.startswith("error: unknown plugin 'dcgn'. Did you mean 'dcgan'?")
+    assert len(res.stderr.strip().splitlines()) == 1 and "torch" not in res.stderr
+    res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--data-dir", str(tmp_path / "none"), *TINY, cwd=tmp_path)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "does not exist" in res.stderr
+    assert gan("train", "--plugin", "dcgan", "--steps", "2", "--out", "runs/a", *TINY, cwd=tmp_path).returncode == 0
+    res = gan("train", "--resume", "runs/a", "--nproc", "2", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "error: run runs/a already reached step 2 of 2; pass --steps N (N > 2) to train further"]
+    res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--out", "runs/a", *TINY, cwd=tmp_path)
+    assert res.returncode == 2 and "already exists and is never overwritten" in res.stderr
