@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from typing import Any
 
@@ -46,6 +47,9 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     cfg["plugin"] = plugin
     out = validate(mgr, cfg)
     check_seed(out["seed"])  # new runs only: a saved run with an older, wider seed still opens
+    for key in ("dir", "path"):  # saved as absolute paths, so the run resumes and reopens from any folder
+        if isinstance(out["data"].get(key), str) and out["data"][key]:
+            out["data"][key] = os.path.abspath(os.path.expanduser(out["data"][key]))
     return out
 
 

@@ -68,6 +68,16 @@ def is_run_dir(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "run.json").is_file()
 
 
+def data_description(path: Path) -> dict[str, Any]:
+    """The data facts a run folder's ``run.json`` recorded when it started (what its networks were built for)."""
+    info = read_json(path / "run.json", "run description").get("data")
+    if not isinstance(info, dict) or not {"kind", "shape", "value_range"} <= info.keys():
+        raise CheckpointError(f"run description {path / 'run.json'} is corrupt (no \"data\" object with the data's "
+                              f"kind, shape and value_range, which the run wrote when it started); restore the file "
+                              f"from a copy of the run")
+    return info
+
+
 def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None,
                     steps: int | None = None) -> dict[str, Any]:
     """A run folder's saved config, with ``device`` and ``steps`` overridden, checked as a new one would be."""
@@ -79,6 +89,7 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
         else:
             what = "is not a gancore run folder: it does not exist (runs are folders like runs/dcgan-0001)"
         raise CheckpointError(f"{str(path)!r} {what}")
+    data_description(path)  # a resumed run must still open for sampling and export
     cfg = read_json(path / "config.json", "run config")
     try:
         saved = validate(mgr, cfg)
@@ -101,8 +112,7 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
     path = Path(run)
     mgr = mgr or get_manager()
     cfg = load_run_config(path, mgr, device=device)
-    meta = read_json(path / "run.json", "run description")
-    state = build_state(mgr, cfg, data_info=meta["data"])
+    state = build_state(mgr, cfg, data_info=data_description(path))
     state.run_dir = path
     ckpt = pick_checkpoint(path, checkpoint)
     load_weights(state, ckpt, averaged=not live)

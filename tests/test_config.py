@@ -1,4 +1,5 @@
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -93,3 +94,12 @@ def test_unknown_component_and_plugin():
         resolve_config(get_manager(), "dcgan", {"generator": {"name": "dcgam"}})
     with pytest.raises(PluginError, match=r"unknown plugin 'dcgn'.*Did you mean 'dcgan'.*Known plugins: .*dcgan"):
         resolve_config(get_manager(), "dcgn")
+
+
+def test_data_paths_are_saved_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve_config(get_manager(), "gumbel-text", {"data": {"name": "text:corpus.txt"}})
+    assert cfg["data"]["path"] == str(tmp_path / "corpus.txt")  # so a run resumes from any folder
+    cfg = resolve_config(get_manager(), "dcgan", {"data": {"dir": "~/fmnist"}})
+    assert cfg["data"]["dir"] == str(Path.home() / "fmnist")
+    assert resolve_config(get_manager(), "dcgan")["data"]["dir"] == ""  # empty: the default places are searched

@@ -136,6 +136,8 @@ def image_folder(cfg: ImageFolderConfig, *, root: str = "", train: bool = True, 
         raise DataError(f"--data-dir {root!r} is not a folder; image-folder takes {LAYOUT}")
     if train:
         x, y, classes = _decode(_split(base, True), cfg.image_size, cfg.channels, limit)
+        if has_held_out(root):  # refused now, not at the first sample grid or metric that reads the split
+            _check_classes(_split(base, False), _files(_split(base, False))[2], classes)
     else:  # pictures and metrics read the held-out split again and again: decode it once per process
         x, y, classes = _held_out(str(base.resolve()), cfg.image_size, cfg.channels)
     return TensorData(x=x, y=y, kind="image", value_range=(-1.0, 1.0), classes=classes,
@@ -147,10 +149,14 @@ def _held_out(base: str, image_size: int, channels: int) -> tuple[torch.Tensor, 
     folder = _split(Path(base), False)
     trained = _files(_split(Path(base), True))[2]
     x, y, classes = _decode(folder, image_size, channels)
+    _check_classes(folder, classes, trained)
+    return x, y, classes
+
+
+def _check_classes(folder: Path, classes: list[str] | None, trained: list[str] | None) -> None:
     if trained != classes:
         raise DataError(f"{folder}'s classes {classes or '(none: unlabelled)'} differ from those of the training "
                         f"images {trained or '(none: unlabelled)'}; lay both splits out alike")
-    return x, y, classes
 
 
 def spread(n: int, limit: int) -> list[int]:

@@ -41,6 +41,8 @@ def test_a_split_with_other_classes_is_refused(tmp_path):
     paint(tmp_path / "test" / "green", {"x": (0, 255, 0)})
     with pytest.raises(DataError, match=r"classes \['green'\] differ from those of the training images"):
         image_folder(ImageFolderConfig(), root=str(tmp_path), train=False)
+    with pytest.raises(DataError, match=r"classes \['green'\] differ"):  # at the start, not at the first metric
+        image_folder(ImageFolderConfig(), root=str(tmp_path), train=True)
 
 
 def test_held_out_images_are_asked_for_where_there_are_none(tmp_path):
@@ -162,3 +164,21 @@ def test_a_limit_decodes_only_that_many_images_spread_over_the_classes(tmp_path,
     assert module.spread(7, 3) == [0, 2, 4] and module.spread(3, 0) == module.spread(3, 5) == [0, 1, 2]
     with pytest.raises(DataError, match=r"z-broken\.png"):  # without the limit every file is read
         load_data(get_manager(), {"data": {**cfg["data"], "limit": 0}})
+
+
+def test_a_relative_data_dir_is_saved_absolute_so_the_run_resumes_from_anywhere(tmp_path, monkeypatch):
+    import json
+
+    from gancore.loop import prepare, prepare_resume, train
+    from tests.conftest import tiny
+
+    paint_classes(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny(data={"name": "image-folder", "dir": "imgs", "image_size": 28}, train={"batch_size": 4, "steps": 2})
+    state = train(prepare("dcgan", cfg, out="run"), progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["data"]["dir"]
+    assert saved == str(tmp_path / "imgs")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resumed = train(prepare_resume(tmp_path / "run", steps=4), progress=False)
+    assert resumed.step == 4 and state.step == 2

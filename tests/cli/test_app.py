@@ -126,6 +126,17 @@ def test_a_corrupt_checkpoint(trained_run, tmp_path):
     assert not os.path.exists("exported/copy")
 
 
+def test_a_run_description_without_its_data_facts(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained_run, run)
+    (run / "run.json").write_text("{}")  # JSON, but not what the run wrote
+    for args in (("sample", run), ("export", run), ("eval", run), ("train", "--resume", run, "--steps", "9")):
+        one_line_error(gan(*args), r"run description .*run\.json is corrupt \(no \"data\" object")
+    assert not os.path.exists("exported/copy") and len(list((run / "checkpoints").iterdir())) == 2
+
+
 def test_an_onnx_file_that_is_not_a_gancore_generator(tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"garbage")
     one_line_error(gan("sample", tmp_path / "x.onnx"), r"not a loadable ONNX model")
