@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -33,6 +33,9 @@ class _Group(TyperGroup):
         except GanError as e:
             typer.echo(_message(e), err=True)
             raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:  # files are written whole or not at all, so there is nothing to tidy
+            typer.echo("\ninterrupted", err=True)
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -140,12 +143,29 @@ def train(
         typer.echo(f"run folder: {state.run_dir} (device {state.device}{procs}, from step {state.step})", err=True)
     try:
         run_training(state, progress=not quiet)
+    except KeyboardInterrupt:
+        distributed.finish(state.nets, ok=False)
+        if world.main:
+            typer.echo(f"\n{_interrupted(state)}", err=True)
+        raise typer.Exit(130) from None
     except BaseException:
         distributed.finish(state.nets, ok=False)
         raise
     distributed.finish(state.nets)
     if world.main:
         typer.echo(str(state.run_dir))
+
+
+def _interrupted(state: Any) -> str:
+    """What Ctrl-C during training kept, and how to go on."""
+    from gancore.checkpoint import list_checkpoints
+
+    ckpts = list_checkpoints(state.run_dir / "checkpoints")
+    if not ckpts:
+        return (f"interrupted at step {state.step}, before the first checkpoint (train.checkpoint_every "
+                f"{state.config['train']['checkpoint_every']}); nothing to resume: train again")
+    return (f"interrupted at step {state.step}; its last checkpoint, {ckpts[-1].name}, is intact: continue with "
+            f"gan train --resume {state.run_dir}")
 
 
 def _torchrun(nproc: int) -> int:

@@ -255,3 +255,24 @@ def test_sample_into_a_folder_is_a_clear_error(trained_run, tmp_path):
 
 def test_install_needs_a_package():
     one_line_error(gan("install"), r"name a package")
+
+
+def test_ctrl_c_during_training_says_which_checkpoint_is_kept_and_how_to_go_on(monkeypatch):
+    import gancore.loop
+
+    real = gancore.loop.train
+
+    def interrupted(state, progress=True):
+        if state.step == 0 and state.config["train"]["steps"] > 6:  # the second run: Ctrl-C before any checkpoint
+            raise KeyboardInterrupt
+        real(state, progress=progress)  # 6 steps, checkpoints at 3 and 6, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gancore.loop, "train", interrupted)
+    res = gan("train", "--plugin", "dcgan", "--steps", "6", "--out", "runs/c", *TINY_SETS)
+    assert res.exit_code == 130
+    assert res.stderr.strip().splitlines()[-1] == ("interrupted at step 6; its last checkpoint, step-0000006, is "
+                                                   "intact: continue with gan train --resume runs/c")
+    res = gan("train", "--plugin", "dcgan", "--steps", "9", "--out", "runs/d", *TINY_SETS,
+              "--set", "train.checkpoint_every=50")
+    assert res.exit_code == 130 and "before the first checkpoint (train.checkpoint_every 50)" in res.stderr
