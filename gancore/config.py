@@ -182,7 +182,8 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 def load_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+        what = "is a folder, not a TOML file" if p.is_dir() else "does not exist"
+        raise ConfigError(f"config file {str(p)!r} {what}")
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -265,7 +266,8 @@ def coerce_params(cfg_type: type, params: Mapping[str, Any], *, where: str) -> d
     try:
         cfg_type(**out)  # runs the dataclass's own range checks
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{where}: {e}") from None
+        msg = str(e)  # a check that already names its key in full ("train.steps must ...") is not prefixed again
+        raise ConfigError(msg if msg.startswith(f"{where}.") else f"{where}: {msg}") from None
     return out
 
 

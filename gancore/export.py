@@ -225,10 +225,12 @@ def _check_destination(dest: Path, force: bool) -> None:
         raise ExportError(f"cannot export into {dest}: {parent} is a file, not a folder; choose another --out")
     if not dest.exists():
         return
+    replaceable = dest.is_dir() and (not any(dest.iterdir()) or (dest / "card.json").is_file())
     if not force:
-        raise ExportError(f"{dest} already exists and is not overwritten; pass --force to replace it, "
-                          f"or --out to choose another folder")
-    if not dest.is_dir() or (any(dest.iterdir()) and not (dest / "card.json").is_file()):
+        fix = "pass --force to replace it, or --out to choose another folder" if replaceable else (
+            "it is not an earlier export, so choose another --out")
+        raise ExportError(f"{dest} already exists and is not overwritten; {fix}")
+    if not replaceable:
         raise ExportError(f"{dest} is not an earlier export (no card.json in it); --force replaces only an "
                           f"export folder, so nothing was changed. Choose another --out")
 

@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 
 from gancore import hookspecs
-from gancore.errors import GanError
+from gancore.errors import GanError, suggest
 from gancore.registry import Registries
 
 GROUP = "gancore"
@@ -109,6 +109,12 @@ class PluginManager:
                 continue
             info.origin = _origin(plugin)
             self.add(plugin, ep.name, info)
+        if allowed is not None and (unknown := sorted(allowed - seen) or ([] if allowed else [""])):
+            installed = ", ".join(sorted(seen)) or "none"
+            for name in unknown:  # a filter that matches nothing would otherwise load nothing, silently
+                what = (f"names {name!r}, which no installed plugin is called.{suggest(name.lower(), seen)}" if name
+                        else "is set but empty, so no plugin loads; unset it to load them all.")
+                _warn(f"{ENV_ONLY} {what} Installed plugins: {installed}")
 
     def collect(self) -> None:
         """Call every registration hook, plugin by plugin, so each component knows its plugin."""

@@ -45,6 +45,7 @@ class Registry:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        self.one = kind[:-2] if kind.endswith("sses") else kind[:-1]  # "losses" -> "loss", "metrics" -> "metric"
         self._entries: dict[str, Entry] = {}
 
     def register(
@@ -57,15 +58,15 @@ class Registry:
         description: str = "",
     ) -> None:
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {plugin!r} registered a {self.kind[:-1]} with an empty or non-string name")
+            raise PluginError(f"plugin {plugin!r} registered a {self.one} with an empty or non-string name")
         if name in self._entries:
             other = self._entries[name].plugin
             raise PluginError(
-                f"{self.kind[:-1]} {name!r} is registered twice: by plugin {other!r} and by plugin {plugin!r}; "
+                f"{self.one} {name!r} is registered twice: by plugin {other!r} and by plugin {plugin!r}; "
                 f"uninstall one of them or restrict loading with GANCORE_PLUGINS"
             )
         if config is not None and not dataclasses.is_dataclass(config):
-            raise PluginError(f"plugin {plugin!r}: config for {self.kind[:-1]} {name!r} must be a dataclass")
+            raise PluginError(f"plugin {plugin!r}: config for {self.one} {name!r} must be a dataclass")
         if not description and builder.__doc__:
             description = builder.__doc__.strip().splitlines()[0]
         self._entries[name] = Entry(name, builder, config, plugin, description)
@@ -88,13 +89,13 @@ class Registry:
         except KeyError:
             known = ", ".join(self.list()) or "none"
             raise UnknownNameError(
-                f"unknown {self.kind[:-1]} {name!r}.{suggest(name, self._entries)} Known {self.kind}: {known}"
+                f"unknown {self.one} {name!r}.{suggest(name, self._entries)} Known {self.kind}: {known}"
             ) from None
 
     def options(self, name: str, params: Mapping[str, Any] | None = None, *, where: str = "") -> dict[str, Any]:
         """``params`` checked against component ``name``'s config: keys, types and its own range checks."""
         entry = self.get(name)
-        where = f"{where or self.kind[:-1]} {name!r}"
+        where = f"{where or self.one} {name!r}"
         params = dict(params or {})
         if entry.config is None:
             if params:
@@ -108,7 +109,7 @@ class Registry:
         opts = self.options(name, params, where=where)
         if entry.config is None:
             return entry.builder(**extra)
-        where = f"{where or self.kind[:-1]} {name!r}"
+        where = f"{where or self.one} {name!r}"
         cfg = entry.config(**opts)
         try:
             return entry.builder(cfg, **extra)

@@ -21,8 +21,8 @@ RUNS_DIR = Path("runs")
 def check_run_dir(out: str | None) -> None:
     """Refuse an ``--out`` that already exists: runs are never overwritten."""
     if out and Path(out).exists():
-        raise ConfigError(f"run folder {out!r} already exists and is never overwritten; "
-                          f"choose another --out, or continue it with --resume {out}")
+        go_on = f", or continue it with --resume {out}" if is_run_dir(Path(out)) else " (it is not a run to resume)"
+        raise ConfigError(f"run folder {out!r} already exists and is never overwritten; choose another --out{go_on}")
 
 
 def new_run_dir(plugin: str, out: str | None) -> Path:

@@ -122,14 +122,19 @@ def load_data(mgr: PluginManager, cfg: dict[str, Any], *, train: bool = True) ->
     return data
 
 
-def balanced_labels(y: Tensor, per_class: int, seed: int) -> Tensor:
-    """Indices of ``per_class`` examples of every class, drawn with ``seed``."""
+def _examples(n: int) -> str:
+    return f"{n} example{'' if n == 1 else 's'}"
+
+
+def balanced_labels(y: Tensor, per_class: int, seed: int, classes: list[str] | None = None) -> Tensor:
+    """Indices of ``per_class`` examples of every class, drawn with ``seed``; ``classes`` names them in errors."""
     g = torch.Generator().manual_seed(seed)
     picks = []
     for c in torch.unique(y).tolist():
         idx = torch.nonzero(y == c).flatten()
         if len(idx) < per_class:
-            raise DataError(f"class {c} has only {len(idx)} examples, fewer than labels_per_class={per_class}")
+            name = f"class {classes[c]!r}" if classes and c < len(classes) else f"class {c}"
+            raise DataError(f"{name} has only {_examples(len(idx))}, fewer than data.labels_per_class={per_class}")
         picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
     return torch.cat(picks).sort().values
 
@@ -181,7 +186,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
         data_info = data.describe()
         if cfg["train"]["batch_size"] > len(data):
             raise ConfigError(f"train.batch_size {cfg['train']['batch_size']} is larger than the dataset "
-                              f"({len(data)} examples{', data.limit' if cfg['data']['limit'] else ''}); lower it")
+                              f"({_examples(len(data))}{', data.limit' if cfg['data']['limit'] else ''}); lower it")
     assert data_info is not None
 
     name, opts = split_name(cfg["sampler"])
@@ -240,10 +245,10 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
             if data.y is None:
                 raise DataError(f"data.labels_per_class={per_class} needs a labelled dataset")
             try:
-                idx = balanced_labels(data.y, per_class, cfg["seed"])
+                idx = balanced_labels(data.y, per_class, cfg["seed"], data.classes)
             except DataError as e:
                 if not cfg["data"]["limit"]:
-                    raise
+                    raise DataError(f"{e}; lower it") from None
                 raise DataError(f"{e}, among the {len(data.y)} examples data.limit keeps; raise data.limit or "
                                 f"lower labels_per_class") from None
             state.labelled = (to_device(data.x[idx], device, cfg), data.y[idx].to(device))

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gancore.config import parse_sets, parse_value
+from gancore.config import load_toml, parse_sets, parse_value
 from gancore.errors import ConfigError, PluginError
 from gancore.plugins import get_manager
 from gancore.resolve import resolve_config
@@ -103,3 +103,10 @@ def test_data_paths_are_saved_absolute(tmp_path, monkeypatch):
     cfg = resolve_config(get_manager(), "dcgan", {"data": {"dir": "~/fmnist"}})
     assert cfg["data"]["dir"] == str(Path.home() / "fmnist")
     assert resolve_config(get_manager(), "dcgan")["data"]["dir"] == ""  # empty: the default places are searched
+
+
+def test_range_errors_name_their_key_once_and_a_folder_is_not_a_config_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"^train\.steps must be >= 1, got 0$"):
+        resolve_config(get_manager(), "dcgan", {"train": {"steps": 0}})
+    with pytest.raises(ConfigError, match="is a folder, not a TOML file"):
+        load_toml(tmp_path)

@@ -218,6 +218,8 @@ def test_force_replaces_only_an_earlier_export(trained_run, tmp_path):
     (tmp_path / "afile").write_text("keep me")
     with pytest.raises(ExportError, match="not an earlier export"):
         export_run(trained_run, ["onnx"], out=tmp_path / "afile", force=True)
+    with pytest.raises(ExportError, match=r"it is not an earlier export, so choose another --out$"):
+        export_run(trained_run, ["onnx"], out=tmp_path / "afile")  # no --force offered where it cannot help
     with pytest.raises(ExportError, match=r"afile is a file, not a folder"):
         export_run(trained_run, ["onnx"], out=tmp_path / "afile" / "e")
     assert (tmp_path / "afile").read_text() == "keep me"

@@ -42,6 +42,16 @@ def test_allow_list_restricts_loading(fake_site, monkeypatch):
     assert "good" not in mgr.info and "dcgan" in mgr.info
 
 
+def test_an_allow_list_that_matches_no_plugin_says_so(monkeypatch, capsys):
+    monkeypatch.setenv("GANCORE_PLUGINS", "dcgan,DCGN")
+    mgr = build_manager()
+    err = capsys.readouterr().err
+    assert "dcgan" in mgr.info and "GANCORE_PLUGINS names 'DCGN', which no installed plugin is called. Did you mean " \
+                                   "'dcgan'? Installed plugins: " in err and "'dcgan'," not in err
+    monkeypatch.setenv("GANCORE_PLUGINS", "")
+    assert list(build_manager().info) == ["gancore"] and "is set but empty" in capsys.readouterr().err
+
+
 def test_a_plugin_that_fails_to_import_is_named_and_the_rest_work(fake_site, capsys):
     make_dist(fake_site, "fake-broken", {"broken": "fake_broken"}, {"fake_broken": BROKEN_IMPORT})
     make_dist(fake_site, "fake-good", {"good": "fake_good"}, {"fake_good": GOOD})

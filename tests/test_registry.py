@@ -39,7 +39,8 @@ def test_duplicate_names_both_plugins():
 def test_unknown_name_suggests_closest_and_lists_known():
     reg = Registry("losses")
     reg.register("nonsaturating", build, plugin="p")
-    with pytest.raises(PluginError, match=r"Did you mean 'nonsaturating'\? Known losses: nonsaturating"):
+    with pytest.raises(PluginError, match=r"^unknown loss 'nonsaturatin'\. Did you mean 'nonsaturating'\? Known "
+                                          r"losses: nonsaturating"):
         reg.get("nonsaturatin")
 
 

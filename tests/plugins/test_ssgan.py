@@ -92,15 +92,18 @@ def test_balanced_labels_are_balanced_and_seeded():
     assert torch.equal(torch.bincount(y[idx]), torch.full((10,), 7))
     assert torch.equal(idx, balanced_labels(y, 7, seed=3))
     assert not torch.equal(idx, balanced_labels(y, 7, seed=4))
-    with pytest.raises(DataError, match="fewer than labels_per_class=51"):
+    with pytest.raises(DataError, match=r"class 0 has only 50 examples, fewer than data\.labels_per_class=51"):
         balanced_labels(y, 51, seed=0)
+    with pytest.raises(DataError, match="class 'shoe' has only 50 examples"):  # named, where the data names them
+        balanced_labels(y, 51, seed=0, classes=["shoe", *"abcdefghi"])
 
 
 def test_too_few_examples_under_a_limit_name_the_limit(tmp_path):
     from gancore.config import merge
 
     cfg = merge(TINY, {"data": {"limit": 20, "labels_per_class": 5}})  # 20 examples: some class has fewer than 5
-    with pytest.raises(DataError, match=r"fewer than labels_per_class=5, among the 20 examples data\.limit keeps"):
+    with pytest.raises(DataError, match=r"class '.+' has only \d examples?, fewer than data\.labels_per_class=5, "
+                                         r"among the 20 examples data\.limit keeps"):
         prepare("ssgan", cfg, out=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()  # refused before a run folder is made
 
