@@ -187,7 +187,8 @@ def _torchrun(nproc: int) -> int:
 @app.command()
 def sample(
     target: Annotated[Path, typer.Argument(help="A run folder, or an exported .onnx generator.")],
-    n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
+    n: Annotated[int | None, typer.Option("-n", help="Number of samples (default 64; a traversal's size is set by "
+                                                     "its codes).")] = None,
     out: Annotated[Path | None, typer.Option("-o", "--out", help="PNG grid to write (default grid.png); for a "
                                                                  "text model, a file of samples (default: print)."
                                               )] = None,
@@ -204,6 +205,10 @@ def sample(
 
     if code and not traverse:
         fail("--code picks the continuous code a traversal sweeps; add --traverse")
+    if traverse and n is not None:
+        fail("-n sets a grid's sample count; a traversal has one row per category and a column per step of the "
+             "code, so drop -n")
+    n = 64 if n is None else n
     res = do_sample(target, n=n, out=out, seed=seed, device=device, checkpoint=checkpoint,
                     traverse=code if traverse else None, default_out=Path("grid.png"), live=live)
     if res.texts is not None:

@@ -215,6 +215,10 @@ class OnnxModel:
                     limit = high[at[-1]] if np.ndim(high) else high
                     raise ExportError(f"input {spec['name']!r} holds category {v[at]} at index {list(at)}, outside "
                                       f"[0, {limit}); the model would turn it into a silent row of zeros")
+        batches = {name: int(v.shape[0]) for name, v in feeds.items()}
+        if len(set(batches.values())) > 1:
+            raise ExportError(f"inputs must share one batch size (their first dimension), got "
+                              f"{', '.join(f'{k} {n}' for k, n in sorted(batches.items()))}")
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         self.check(feeds)

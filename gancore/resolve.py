@@ -39,6 +39,9 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     cfg = merge(default_config(), recipe)
     for layer in layers:
         check_keys(layer)
+        if layer.get("plugin", plugin) != plugin:  # else it would be dropped without a word
+            raise ConfigError(f"the config sets plugin = {layer['plugin']!r} but this run trains {plugin!r}; choose "
+                              f"the plugin with --plugin NAME alone")
         replaced: list[tuple[str, dict[str, Any]]] = []
         cfg = merge(cfg, layer, replaced)
         for section, old in replaced:

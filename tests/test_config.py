@@ -110,3 +110,9 @@ def test_range_errors_name_their_key_once_and_a_folder_is_not_a_config_file(tmp_
         resolve_config(get_manager(), "dcgan", {"train": {"steps": 0}})
     with pytest.raises(ConfigError, match="is a folder, not a TOML file"):
         load_toml(tmp_path)
+
+
+def test_a_config_naming_another_plugin_is_refused():
+    with pytest.raises(ConfigError, match=r"sets plugin = 'infogan' but this run trains 'dcgan'"):
+        resolve_config(get_manager(), "dcgan", {"plugin": "infogan"})
+    assert resolve_config(get_manager(), "dcgan", {"plugin": "dcgan"})["plugin"] == "dcgan"  # saying it again is fine

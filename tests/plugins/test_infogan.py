@@ -249,6 +249,8 @@ def test_sample_traverse_from_a_run_and_from_onnx(run, export, tmp_path):
     assert res.exit_code == 0 and "onnxruntime" in res.stdout, res.output
     res = CliRunner().invoke(app, ["sample", str(run), "--code", "1"])
     assert res.exit_code == 2 and "add --traverse" in res.stderr
+    res = CliRunner().invoke(app, ["sample", str(run), "--traverse", "-n", "3"])  # not silently ignored
+    assert res.exit_code == 2 and "drop -n" in res.stderr
 
 
 # ---------------------------------------------------------------------------------------------- eval and export
@@ -294,6 +296,10 @@ def test_out_of_range_categories_are_refused(export):
     feeds["categorical"][1, 0] = -1
     with pytest.raises(ExportError, match="category -1"):
         model.run(feeds)
+    feeds["categorical"][1, 0] = 0
+    short = {**feeds, "noise": feeds["noise"][:2]}
+    with pytest.raises(ExportError, match=r"share one batch size .*got categorical 3, continuous 3, noise 2"):
+        model.run(short)
     feeds["categorical"] = feeds["categorical"].tolist()
     with pytest.raises(ExportError, match=r"'categorical' must be a numpy array, got list; wrap it with np\.asarray"):
         model.run(feeds)
