@@ -1,5 +1,5 @@
 """Sample from an exported gancore generator with onnxruntime and numpy alone: python deploy_onnx.py MODEL N OUT
-(a greyscale .pgm, or a colour .ppm for RGB models)"""
+(a greyscale .pgm, or a colour .ppm for RGB models; for a model of points, such as gan2d's, a CSV file)"""
 import json
 import sys
 
@@ -19,6 +19,12 @@ for spec in meta["inputs"]:  # every input's shape and distribution is in the mo
     else:
         feeds[spec["name"]] = rng.integers(0, np.array(spec.get("categories", spec["classes"])), shape, dtype=np.int64)
 images = sess.run(None, feeds)[0]  # N x C x H x W in meta["output"]["value_range"]
+if images.ndim == 2:  # points (N x D), not images
+    np.savetxt(out, images, delimiter=",", fmt="%.6g")
+    print(f"{n} points from {meta['plugin']} on {sess.get_providers()[0]} -> {out}")
+    sys.exit(0)
+if images.ndim != 4:
+    sys.exit(f"{path} outputs shape {images.shape}, not images or points; for text use deploy_text_onnx.py")
 lo, hi = meta["output"]["value_range"]
 pixels = ((images.transpose(0, 2, 3, 1) - lo) / (hi - lo) * 255).clip(0, 255).astype(np.uint8)  # N x H x W x C
 strip = np.concatenate(list(pixels), axis=1)  # N images side by side

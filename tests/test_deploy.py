@@ -48,6 +48,22 @@ def test_the_deployment_example_writes_colour_models_in_colour(tmp_path):
     assert data.startswith(header) and len(data) == len(header) + 96 * 32 * 3
 
 
+def test_the_deployment_example_writes_a_model_of_points_as_csv(tmp_path):
+    from gancore.export import export_run
+    from gancore.loop import prepare, train
+
+    cfg = {"device": "cpu", "data": {"points": 200}, "train": {"steps": 2, "checkpoint_every": 2, "batch_size": 50}}
+    state = train(prepare("gan2d", cfg, out=str(tmp_path / "run")), progress=False)
+    model = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp") / "generator.onnx"
+    out = tmp_path / "points.csv"
+    res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"), str(model), "4",
+                          str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "4 points from gan2d on" in res.stdout
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    assert len(rows) == 4 and all(len(r) == 2 for r in rows) and all(float(v) == float(v) for r in rows for v in r)
+
+
 def test_the_deployment_readme_shows_the_tested_script_as_it_is():
     readme = (ROOT / "exported" / "README.md").read_text()
     listing = readme.split("```python\n", 1)[1].split("```\n", 1)[0]
