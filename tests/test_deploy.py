@@ -19,46 +19,47 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def _example(model: Path, n: int, out: Path) -> subprocess.CompletedProcess:
+    """examples/deploy_onnx.py on ``model``, with torch and gancore unimportable; checked to exit 0."""
+    res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"), str(model), str(n),
+                          str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def _exported(plugin: str, cfg: dict, tmp_path: Path) -> Path:
+    from gancore.export import export_run
+    from gancore.loop import prepare, train
+
+    state = train(prepare(plugin, cfg, out=str(tmp_path / "run")), progress=False)
+    return export_run(state.run_dir, ["onnx"], out=tmp_path / "exp") / "generator.onnx"
+
+
 def test_the_deployment_example_runs_without_torch_or_gancore(exported, tmp_path):
     out = tmp_path / "strip.pgm"
-    res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"),
-                          str(exported / "generator.onnx"), "5", str(out)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    res = _example(exported / "generator.onnx", 5, out)
     assert "5 samples from dcgan on" in res.stdout
     header = out.read_bytes()[:16]
     assert header.startswith(b"P5 140 28 255\n")  # 5 images of 28 px side by side
 
 
 def test_the_deployment_example_writes_colour_models_in_colour(tmp_path):
-    from gancore.export import export_run
-    from gancore.loop import prepare, train
     from tests.conftest import paint_classes, tiny
 
     paint_classes(tmp_path / "imgs")
     cfg = tiny(data={"name": "image-folder", "dir": str(tmp_path / "imgs"), "image_size": 32},
                train={"batch_size": 4})
-    state = train(prepare("dcgan", cfg, out=str(tmp_path / "run")), progress=False)
-    model = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp") / "generator.onnx"
     out = tmp_path / "strip.ppm"
-    res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"), str(model), "3",
-                          str(out)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    _example(_exported("dcgan", cfg, tmp_path), 3, out)
     data = out.read_bytes()
     header = b"P6 96 32 255\n"  # 3 RGB images of 32 px side by side
     assert data.startswith(header) and len(data) == len(header) + 96 * 32 * 3
 
 
 def test_the_deployment_example_writes_a_model_of_points_as_csv(tmp_path):
-    from gancore.export import export_run
-    from gancore.loop import prepare, train
-
     cfg = {"device": "cpu", "data": {"points": 200}, "train": {"steps": 2, "checkpoint_every": 2, "batch_size": 50}}
-    state = train(prepare("gan2d", cfg, out=str(tmp_path / "run")), progress=False)
-    model = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp") / "generator.onnx"
     out = tmp_path / "points.csv"
-    res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"), str(model), "4",
-                          str(out)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    res = _example(_exported("gan2d", cfg, tmp_path), 4, out)
     assert "4 points from gan2d on" in res.stdout
     rows = [line.split(",") for line in out.read_text().splitlines()]
     assert len(rows) == 4 and all(len(r) == 2 for r in rows) and all(float(v) == float(v) for r in rows for v in r)
