@@ -6,12 +6,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from gancore.errors import GanError
+
+if TYPE_CHECKING:
+    from gancore.state import TrainState
 
 
 def _message(e: GanError) -> str:
@@ -33,7 +36,7 @@ class _Group(TyperGroup):
         except GanError as e:
             typer.echo(_message(e), err=True)
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:  # files are written whole or not at all, so there is nothing to tidy
+        except KeyboardInterrupt:  # files are written whole or not at all (atomic renames): no partial file
             typer.echo("\ninterrupted", err=True)
             raise typer.Exit(130) from None
 
@@ -156,16 +159,32 @@ def train(
         typer.echo(str(state.run_dir))
 
 
-def _interrupted(state: Any) -> str:
+def _interrupted(state: TrainState) -> str:
     """What Ctrl-C during training kept, and how to go on."""
     from gancore.checkpoint import list_checkpoints
 
-    ckpts = list_checkpoints(state.run_dir / "checkpoints")
+    ckpts, steps = list_checkpoints(state.run_dir / "checkpoints"), state.config["train"]["steps"]
     if not ckpts:
         return (f"interrupted at step {state.step}, before the first checkpoint (train.checkpoint_every "
-                f"{state.config['train']['checkpoint_every']}); nothing to resume: train again")
-    return (f"interrupted at step {state.step}; its last checkpoint, {ckpts[-1].name}, is intact: continue with "
+                f"{state.config['train']['checkpoint_every']}): nothing to resume; train again with another --out, "
+                f"or delete {state.run_dir} first")
+    last = ckpts[-1].name
+    if int(last.split("-")[1]) >= steps:
+        return (f"interrupted after the last step: the run is complete ({last}); train it further with "
+                f"gan train --resume {state.run_dir} --steps N")
+    return (f"interrupted at step {state.step}; its last checkpoint, {last}, is intact: continue with "
             f"gan train --resume {state.run_dir}")
+
+
+# torchrun, quiet on Ctrl-C: it stops its workers (rank 0 says where the run stands), then raises SignalException,
+# whose traceback would bury that line
+_TORCHRUN = """import runpy, sys
+from torch.distributed.elastic.multiprocessing.api import SignalException
+try:
+    runpy.run_module("torch.distributed.run", run_name="__main__", alter_sys=True)
+except SignalException:
+    sys.exit(130)
+"""
 
 
 def _torchrun(nproc: int) -> int:
@@ -179,9 +198,14 @@ def _torchrun(nproc: int) -> int:
             skip = True
         elif not a.startswith("--nproc="):
             args.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+    cmd = [sys.executable, "-c", _TORCHRUN, "--standalone", f"--nproc-per-node={nproc}",
            "-m", "gancore_cli", "train", *args]
-    return subprocess.call(cmd)
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # torchrun got the Ctrl-C too: let it stop its workers and say where the run stands
+        proc.wait()
+        return 130
 
 
 @app.command()

@@ -18,13 +18,14 @@ for spec in meta["inputs"]:  # every input's shape and distribution is in the mo
         feeds[spec["name"]] = rng.uniform(spec["low"], spec["high"], shape).astype(np.float32)
     else:
         feeds[spec["name"]] = rng.integers(0, np.array(spec.get("categories", spec["classes"])), shape, dtype=np.int64)
-images = sess.run(None, feeds)[0]  # N x C x H x W in meta["output"]["value_range"]
-if images.ndim == 2:  # points (N x D), not images
+kind = meta["data"]["kind"]  # what the model generates: image, points or sequence (text)
+if kind not in ("image", "points"):
+    sys.exit(f"{path} generates {kind}, not images or points; for text use deploy_text_onnx.py")
+images = sess.run(None, feeds)[0]  # N x C x H x W (points: N x D) in meta["output"]["value_range"]
+if kind == "points":
     np.savetxt(out, images, delimiter=",", fmt="%.6g")
     print(f"{n} points from {meta['plugin']} on {sess.get_providers()[0]} -> {out}")
     sys.exit(0)
-if images.ndim != 4:
-    sys.exit(f"{path} outputs shape {images.shape}, not images or points; for text use deploy_text_onnx.py")
 lo, hi = meta["output"]["value_range"]
 pixels = ((images.transpose(0, 2, 3, 1) - lo) / (hi - lo) * 255).clip(0, 255).astype(np.uint8)  # N x H x W x C
 strip = np.concatenate(list(pixels), axis=1)  # N images side by side

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from gancore.components import Nets, Sampler
 from gancore.errors import ConfigError
-from gancore.layers import VirtualBatchNorm
+from gancore.layers import VirtualBatchNorm, rng_kept
 
 PREFIX = "ema."  # checkpoint keys of the averages: ema.<role>.<state-dict key>
 
@@ -107,7 +107,7 @@ class WeightAverage:
             net = self.copies[role]
             device = next(net.parameters()).device
             momenta = [m.momentum for m in norms]
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout, noise layers
+            with rng_kept(device):  # dropout, noise layers
                 for m in norms:
                     m.reset_running_stats()
                     m.momentum = None  # a plain mean over the batches

@@ -193,7 +193,8 @@ class OnnxModel:
         return {spec["name"]: draw_input(spec, rng, (n, *spec["shape"])) for spec in self.inputs}
 
     def check(self, feeds: dict[str, np.ndarray]) -> None:
-        """Refuse inputs that do not fit the metadata: a wrong name, shape or dtype, a category out of range."""
+        """Refuse inputs that do not fit the metadata (a wrong name, shape or dtype, a category out of range) or
+        one another (batch sizes that differ)."""
         want = {s["name"] for s in self.inputs}
         if set(feeds) != want:
             raise ExportError(f"inputs must be exactly {sorted(want)}, got {sorted(feeds)}")

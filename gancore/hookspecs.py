@@ -106,6 +106,8 @@ def gan_register_datasets(register: Register) -> None:
         the device). Raise :class:`gancore.errors.DataError` saying how to get missing files. A builder
         that also takes ``limit`` gets ``data.limit`` for the training split and may read only that many
         examples, a sample representative of the whole; the core keeps the first ``limit`` of any builder's.
+        A config field that holds a file path, declared ``field(metadata={"path": True})``, is saved absolute
+        in new runs (as ``data.dir`` is), so a run resumes from any folder.
     """
 
 

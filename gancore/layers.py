@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
+from typing import Self
 
 import torch
 from torch import Tensor, nn
@@ -160,28 +162,39 @@ class ReferenceBatchNet(nn.Module):
     def reference_net(self, latent: dict[str, Tensor]) -> object:
         raise NotImplementedError
 
-    def _virtual(self) -> bool:
+    @cached_property
+    def _virtual(self) -> bool:  # the layers are fixed once built
         return any(isinstance(m, VirtualBatchNorm) for m in self.modules())
+
+    def _reference_pass(self) -> None:
+        reference_pass(self, lambda: self.reference_net(reference_batch(self, self.latent)))
 
     def reference_pass_in_training(self) -> None:
         """In training, :func:`reference_pass` over the reference batch; a no-op in eval mode, which reads the
         recorded statistics."""
-        if self.training and self._virtual():
-            reference_pass(self, lambda: self.reference_net(reference_batch(self, self.latent)))
+        if self.training and self._virtual:
+            self._reference_pass()
 
     def record_reference(self) -> None:
-        """Record the reference statistics for the current weights, without autograd and leaving the RNG as it
-        was (so training runs the same with or without it)."""
-        if not self._virtual():
+        """Record the reference statistics for the current weights: without autograd, with the network's other
+        layers in eval mode (no dropout or noise, batch-norm statistics left alone) and the RNG left as it was, so
+        training runs the same with or without it."""
+        if not self._virtual:
             return
-        device = next(self.buffers()).device
-        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            reference_pass(self, lambda: self.reference_net(reference_batch(self, self.latent)))
+        was = self.training
+        nn.Module.train(self, False)
+        try:
+            with torch.no_grad(), rng_kept(next(self.buffers()).device):
+                self._reference_pass()
+        finally:
+            nn.Module.train(self, was)
 
-    def train(self, mode: bool = True) -> ReferenceBatchNet:
-        if self.training and not mode:
+    def train(self, mode: bool = True) -> Self:
+        was = self.training
+        super().train(mode)
+        if was and not mode:
             self.record_reference()
-        return super().train(mode)
+        return self
 
 
 def record_reference_statistics(module: nn.Module) -> None:
@@ -190,6 +203,20 @@ def record_reference_statistics(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, ReferenceBatchNet):
             m.record_reference()
+
+
+def reference_pass_of_batch(module: nn.Module, latent: Sequence[LatentSpec],
+                            net: Callable[[dict[str, Tensor]], object]) -> None:
+    """In training, :func:`reference_pass` over ``net`` fed ``module``'s reference batch; kept for plugins written
+    before :class:`ReferenceBatchNet`, which also keeps eval mode's statistics current."""
+    if module.training:
+        reference_pass(module, lambda: net(reference_batch(module, latent)))
+
+
+def rng_kept(device: torch.device) -> AbstractContextManager[object]:
+    """The global RNG (and ``device``'s, on a GPU) restored after the block: for passes that must not shift
+    training's random stream."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
 def reference_pass(module: nn.Module, run: Callable[[], object]) -> None:

@@ -32,7 +32,7 @@ from gancore.progress import Progress
 from gancore.resolve import resolve_config
 from gancore.runs import check_run_dir, load_run_config, new_run_dir, pick_checkpoint, write_run_files
 from gancore.sampling import eval_mode
-from gancore.state import TrainState, build_state, load_data
+from gancore.state import TrainState, build_state, load_data, pick_device
 
 
 def prepare(plugin: str, *layers: dict[str, Any], out: str | None = None,
@@ -57,6 +57,8 @@ def check_prepare(plugin: str, *layers: dict[str, Any], out: str | None = None, 
     (``gan train --nproc N``) to check once, in one process, before it starts ``processes`` of them."""
     mgr = mgr or get_manager()
     cfg = resolve_config(mgr, plugin, *layers)
+    if pick_device(cfg["device"]).type == "cuda" and processes > (gpus := torch.cuda.device_count()):
+        raise ConfigError(f"{processes} processes need a GPU each, but there are {gpus}; use --nproc {gpus} or fewer")
     check_run_dir(out)
     distributed.shard_batch(cfg["train"]["batch_size"], distributed.World(size=processes))
     cpu = merge(cfg, {"device": "cpu"})  # the networks fit the data wherever they train; no GPU memory held here
@@ -65,10 +67,12 @@ def check_prepare(plugin: str, *layers: dict[str, Any], out: str | None = None, 
 
 def check_prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str | None = None,
                          device: str | None = None, processes: int = 1, mgr: PluginManager | None = None) -> None:
-    """Refuse what :func:`prepare_resume` would refuse about the run folder, the checkpoint and the steps, changing
-    nothing in the folder (see :func:`check_prepare`)."""
+    """Refuse what :func:`prepare_resume` would refuse about the run folder, the checkpoint and the steps (see
+    :func:`check_prepare`); like it, first completes a checkpoint rewrite a crash interrupted, and changes nothing
+    else."""
     path = Path(run)
     cfg = load_run_config(path, mgr or get_manager(), device=device, steps=steps)
+    recover(path / "checkpoints")
     distributed.shard_batch(cfg["train"]["batch_size"], distributed.World(size=processes))
     step = int(pick_checkpoint(path, checkpoint).name.split("-")[1])
     if step >= cfg["train"]["steps"]:

@@ -109,9 +109,17 @@ class PluginManager:
                 continue
             info.origin = _origin(plugin)
             self.add(plugin, ep.name, info)
-        if allowed is not None and (unknown := sorted(allowed - seen) or ([] if allowed else [""])):
+        if allowed is not None:
+            self._check_allowed(allowed, seen)
+
+    @staticmethod
+    def _check_allowed(allowed: set[str], seen: set[str]) -> None:
+        """Warn about names in the allow-list that no installed plugin has (or an empty list): such a filter
+        would otherwise load nothing, silently."""
+        unknown = sorted(allowed - seen) if allowed else [""]
+        if unknown:
             installed = ", ".join(sorted(seen)) or "none"
-            for name in unknown:  # a filter that matches nothing would otherwise load nothing, silently
+            for name in unknown:
                 what = (f"names {name!r}, which no installed plugin is called.{suggest(name.lower(), seen)}" if name
                         else "is set but empty, so no plugin loads; unset it to load them all.")
                 _warn(f"{ENV_ONLY} {what} Installed plugins: {installed}")

@@ -50,7 +50,11 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     cfg["plugin"] = plugin
     out = validate(mgr, cfg)
     check_seed(out["seed"])  # new runs only: a saved run with an older, wider seed still opens
-    for key in ("dir", "path"):  # saved as absolute paths, so the run resumes and reopens from any folder
+    # file paths are saved absolute, so the run resumes and reopens from any folder: data.dir, and a dataset's own
+    # options declared as paths (dataclasses.field(metadata={"path": True}))
+    ds_config = mgr.registries.datasets.get(out["data"]["name"]).config
+    own = [f.name for f in dataclasses.fields(ds_config) if f.metadata.get("path")] if ds_config else []
+    for key in ("dir", *own):
         if isinstance(out["data"].get(key), str) and out["data"][key]:
             out["data"][key] = os.path.abspath(os.path.expanduser(out["data"][key]))
     return out

@@ -65,6 +65,17 @@ def test_the_deployment_example_writes_a_model_of_points_as_csv(tmp_path):
     assert len(rows) == 4 and all(len(r) == 2 for r in rows) and all(float(v) == float(v) for r in rows for v in r)
 
 
+def test_the_deployment_example_refuses_a_text_model(tmp_path):
+    cfg = {"device": "cpu", "data": {"name": "words", "limit": 256},
+           "train": {"steps": 2, "checkpoint_every": 2, "batch_size": 16}}
+    res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"),
+                          str(_exported("gumbel-text", cfg, tmp_path)), "4", str(tmp_path / "x.csv")],
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "generates sequence, not images or points; for text use deploy_text_onnx.py" \
+        in res.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_the_deployment_readme_shows_the_tested_script_as_it_is():
     readme = (ROOT / "exported" / "README.md").read_text()
     listing = readme.split("```python\n", 1)[1].split("```\n", 1)[0]

@@ -73,10 +73,11 @@ class _TinyG(ReferenceBatchNet):
         super().__init__()
         self.latent = [LatentSpec("noise", (3,), "normal")]
         self.lin, self.vbn = nn.Linear(3, 2), VirtualBatchNorm(2, reference_size=8)
+        self.drop = nn.Dropout(0.5)  # draws random numbers in training mode
         add_reference_batch(self, self.latent, 8, seed=0)
 
     def reference_net(self, latent: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.vbn(self.lin(latent["noise"]))
+        return self.drop(self.vbn(self.lin(latent["noise"])))
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         self.reference_pass_in_training()

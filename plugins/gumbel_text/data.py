@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,8 @@ def words_dataset(cfg: WordsConfig, *, root: str = "", train: bool = True) -> Te
 
 @dataclass(kw_only=True)
 class TextConfig:
-    path: str = ""  # one sequence per line (``--dataset text:PATH``)
+    # one sequence per line (``--dataset text:PATH``); a file path, so saved absolute (see gancore.resolve)
+    path: str = field(default="", metadata={"path": True})
     level: str = "char"  # char or word tokens
     max_len: int = 0  # tokens per sequence, at most; longer lines are dropped (0: the longest line)
     held_out: float = 0.1

@@ -266,17 +266,27 @@ def test_ctrl_c_during_training_says_which_checkpoint_is_kept_and_how_to_go_on(m
 
     real = gancore.loop.train
 
-    def interrupted(state, progress=True):
-        if state.step == 0 and state.config["train"]["steps"] > 6:  # the second run: Ctrl-C before any checkpoint
-            raise KeyboardInterrupt
-        real(state, progress=progress)  # 6 steps, checkpoints at 3 and 6, then Ctrl-C
+    def interrupted(state, progress=True):  # trains `stop` of the run's steps, then Ctrl-C
+        total = state.config["train"]["steps"]
+        if stop:
+            state.config["train"]["steps"] = stop
+            real(state, progress=progress)  # checkpoints every 2 steps
+            state.config["train"]["steps"] = total
         raise KeyboardInterrupt
 
     monkeypatch.setattr(gancore.loop, "train", interrupted)
+    stop = 4
     res = gan("train", "--plugin", "dcgan", "--steps", "6", "--out", "runs/c", *TINY_SETS)
     assert res.exit_code == 130
-    assert res.stderr.strip().splitlines()[-1] == ("interrupted at step 6; its last checkpoint, step-0000006, is "
+    assert res.stderr.strip().splitlines()[-1] == ("interrupted at step 4; its last checkpoint, step-0000004, is "
                                                    "intact: continue with gan train --resume runs/c")
-    res = gan("train", "--plugin", "dcgan", "--steps", "9", "--out", "runs/d", *TINY_SETS,
+    stop = 6
+    res = gan("train", "--plugin", "dcgan", "--steps", "6", "--out", "runs/d", *TINY_SETS)
+    assert res.exit_code == 130 and res.stderr.strip().splitlines()[-1] == (
+        "interrupted after the last step: the run is complete (step-0000006); train it further with "
+        "gan train --resume runs/d --steps N")
+    stop = 0
+    res = gan("train", "--plugin", "dcgan", "--steps", "9", "--out", "runs/e", *TINY_SETS,
               "--set", "train.checkpoint_every=50")
-    assert res.exit_code == 130 and "before the first checkpoint (train.checkpoint_every 50)" in res.stderr
+    assert res.exit_code == 130 and "before the first checkpoint (train.checkpoint_every 50): nothing to resume; " \
+                                    "train again with another --out, or delete runs/e first" in res.stderr
