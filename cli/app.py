@@ -161,7 +161,7 @@ def train(
 
 def _interrupted(state: TrainState) -> str:
     """What Ctrl-C during training kept, and how to go on."""
-    from gancore.checkpoint import list_checkpoints
+    from gancore.checkpoint import checkpoint_step, list_checkpoints
 
     ckpts, steps = list_checkpoints(state.run_dir / "checkpoints"), state.config["train"]["steps"]
     if not ckpts:
@@ -169,7 +169,7 @@ def _interrupted(state: TrainState) -> str:
                 f"{state.config['train']['checkpoint_every']}): nothing to resume; train again with another --out, "
                 f"or delete {state.run_dir} first")
     last = ckpts[-1].name
-    if int(last.split("-")[1]) >= steps:
+    if checkpoint_step(ckpts[-1]) >= steps:
         return (f"interrupted after the last step: the run is complete ({last}); train it further with "
                 f"gan train --resume {state.run_dir} --steps N")
     return (f"interrupted at step {state.step}; its last checkpoint, {last}, is intact: continue with "

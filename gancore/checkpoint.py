@@ -149,12 +149,17 @@ def recover(ckpt_root: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+def checkpoint_step(ckpt: Path) -> int:
+    """The step a checkpoint folder ``step-NNNNNNN`` holds."""
+    return int(ckpt.name[len("step-"):])
+
+
 def list_checkpoints(ckpt_root: Path) -> list[Path]:
     """Complete checkpoints, oldest first. Temporary folders of an interrupted write never count."""
     if not ckpt_root.is_dir():
         return []
     found = [p for p in ckpt_root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)]
-    return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
+    return sorted(found, key=checkpoint_step)
 
 
 def _load_safetensors(path: Path) -> dict[str, Tensor]:

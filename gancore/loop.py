@@ -19,7 +19,7 @@ from torch import Tensor
 
 from gancore import distributed
 from gancore.averaging import averaged
-from gancore.checkpoint import list_checkpoints, load_checkpoint, recover, save_checkpoint
+from gancore.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint, recover, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.config import merge
 from gancore.errors import ConfigError, GanError
@@ -74,7 +74,7 @@ def check_prepare_resume(run: str | Path, *, steps: int | None = None, checkpoin
     cfg = load_run_config(path, mgr or get_manager(), device=device, steps=steps)
     recover(path / "checkpoints")
     distributed.shard_batch(cfg["train"]["batch_size"], distributed.World(size=processes))
-    step = int(pick_checkpoint(path, checkpoint).name.split("-")[1])
+    step = checkpoint_step(pick_checkpoint(path, checkpoint))
     if step >= cfg["train"]["steps"]:
         raise ConfigError(_reached(path, step, cfg["train"]["steps"]))
 
@@ -114,7 +114,7 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
 def _set_aside_later(folder: Path, ckpt: Path) -> None:
     """Resuming from an older checkpoint: move the later ones, the abandoned future, aside (hidden, never
     deleted), so that the run's latest checkpoint is the one it goes on from."""
-    later = [c for c in list_checkpoints(folder) if int(c.name[5:]) > int(ckpt.name[5:])]
+    later = [c for c in list_checkpoints(folder) if checkpoint_step(c) > checkpoint_step(ckpt)]
     if later:
         aside = folder / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
         aside.mkdir()
@@ -325,7 +325,7 @@ def _diverged(state: TrainState, problem: Problem, bar: Progress) -> None:
     """Stop with a message naming the step and the component, or roll back and lower the learning rates."""
     cfg = state.config["train"]
     assert state.run_dir is not None
-    ckpts = [c for c in list_checkpoints(state.run_dir / "checkpoints") if int(c.name[5:]) <= problem.step]
+    ckpts = [c for c in list_checkpoints(state.run_dir / "checkpoints") if checkpoint_step(c) <= problem.step]
     last_good = ckpts[-1] if ckpts else None
     where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written before it"
     msg = f"training diverged: {problem.what} became NaN or Inf at step {problem.step}; {where}"

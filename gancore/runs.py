@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gancore.checkpoint import list_checkpoints, load_weights, read_json
+from gancore.checkpoint import checkpoint_step, list_checkpoints, load_weights, read_json
 from gancore.config import merge
 from gancore.errors import CheckpointError, ConfigError
 from gancore.fsutil import write_json_atomic
@@ -116,7 +116,7 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
     state.run_dir = path
     ckpt = pick_checkpoint(path, checkpoint)
     load_weights(state, ckpt, averaged=not live)
-    state.step = int(ckpt.name.split("-")[1])
+    state.step = checkpoint_step(ckpt)
     for m in state.nets.named().values():
         m.eval()
     return state
