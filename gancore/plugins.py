@@ -116,13 +116,11 @@ class PluginManager:
     def _check_allowed(allowed: set[str], seen: set[str]) -> None:
         """Warn about names in the allow-list that no installed plugin has (or an empty list): such a filter
         would otherwise load nothing, silently."""
-        unknown = sorted(allowed - seen) if allowed else [""]
-        if unknown:
-            installed = ", ".join(sorted(seen)) or "none"
-            for name in unknown:
-                what = (f"names {name!r}, which no installed plugin is called.{suggest(name.lower(), seen)}" if name
-                        else "is set but empty, so no plugin loads; unset it to load them all.")
-                _warn(f"{ENV_ONLY} {what} Installed plugins: {installed}")
+        installed = ", ".join(sorted(seen)) or "none"
+        for name in sorted(allowed - seen) if allowed else [""]:
+            what = (f"names {name!r}, which no installed plugin is called.{suggest(name.lower(), seen)}" if name
+                    else "is set but empty, so no plugin loads; unset it to load them all.")
+            _warn(f"{ENV_ONLY} {what} Installed plugins: {installed}")
 
     def collect(self) -> None:
         """Call every registration hook, plugin by plugin, so each component knows its plugin."""

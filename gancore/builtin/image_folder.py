@@ -137,7 +137,8 @@ def image_folder(cfg: ImageFolderConfig, *, root: str = "", train: bool = True, 
     if train:
         x, y, classes = _decode(_split(base, True), cfg.image_size, cfg.channels, limit)
         if has_held_out(root):  # refused now, not at the first sample grid or metric that reads the split
-            _check_classes(_split(base, False), _files(_split(base, False))[2], classes)
+            held = _split(base, False)
+            _check_classes(held, _files(held)[2], classes)
     else:  # pictures and metrics read the held-out split again and again: decode it once per process
         x, y, classes = _held_out(str(base.resolve()), cfg.image_size, cfg.channels)
     return TensorData(x=x, y=y, kind="image", value_range=(-1.0, 1.0), classes=classes,
