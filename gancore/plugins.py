@@ -33,7 +33,8 @@ REGISTRATION_HOOKS = {kind: f"gan_register_{kind}" for kind in Registries.KINDS}
 
 
 def _disabled() -> bool:
-    return os.environ.get(ENV_DISABLE, "").strip() not in ("", "0", "false")
+    # Any value but an explicit "off" disables, as pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD does.
+    return os.environ.get(ENV_DISABLE, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def restriction() -> str | None:

@@ -32,6 +32,13 @@ def test_autoload_can_be_switched_off(monkeypatch):
     assert "nonsaturating" in mgr.registries.losses  # the core's own components stay
 
 
+@pytest.mark.parametrize("value, disabled", [("", False), ("0", False), ("False", False), ("off", False),
+                                             ("no", False), ("1", True), ("true", True), ("yes", True)])
+def test_autoload_switch_reads_explicit_off_values_as_off(monkeypatch, value, disabled):
+    monkeypatch.setenv("GANCORE_DISABLE_PLUGIN_AUTOLOAD", value)
+    assert ("dcgan" not in build_manager().info) is disabled
+
+
 def test_allow_list_restricts_loading(fake_site, monkeypatch):
     make_dist(fake_site, "fake-good", {"good": "fake_good"}, {"fake_good": GOOD})
     monkeypatch.setenv("GANCORE_PLUGINS", "good")
