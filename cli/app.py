@@ -288,6 +288,10 @@ def eval_(
     typer.echo(f"{run} at step {res.step} ({res.backend})")
     typer.echo(table(res.results))
     typer.echo(f"wrote {res.report}" + (f" and {res.curves}" if res.curves else ""), err=True)
+    for name, why in res.failed.items():
+        typer.echo(f"error: metric {name!r} failed: {why}; the other scores are saved", err=True)
+    if res.failed:
+        raise typer.Exit(1)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

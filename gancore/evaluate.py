@@ -68,24 +68,45 @@ def applicable(state: TrainState | OnnxSource, names: list[str] | None = None,
     return out
 
 
-def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None = None) -> dict[str, float]:
+def failure(e: Exception) -> str:
+    """A metric's error as one line: a :class:`GanError` says what to do; anything else is named by its type, as
+    it is most likely a bug in the metric's plugin."""
+    return str(e) if isinstance(e, GanError) else f"{type(e).__name__}: {e}"
+
+
+def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None = None,
+             failed: dict[str, str] | None = None) -> dict[str, float]:
     """``{metric/figure: value}`` for the run's current weights (its averaged generator, with ``train.ema``);
-    networks are left as they were found."""
+    networks are left as they were found.
+
+    ``failed``: where given, a metric that raises is recorded there (name: why) and the others still run, so one
+    broken metric costs neither the other scores nor a training run; else its error propagates."""
     metrics = applicable(state) if metrics is None else metrics
     results: dict[str, float] = {}
     with averaged(state):
         nets = state.nets.named().values() if hasattr(state, "nets") else ()
         with eval_mode(*nets):
             for name, metric in metrics.items():
-                for key, value in metric(state).items():
+                try:
+                    figures = metric(state)
+                except Exception as e:  # recorded for the caller, who reports it
+                    if failed is None:
+                        raise
+                    failed[name] = failure(e)
+                    continue
+                for key, value in figures.items():
                     results[f"{name}/{key}"] = value
     return results
 
 
-def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, live: bool = False) -> Path:
+def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, live: bool = False,
+                 failed: dict[str, str] | None = None) -> Path:
     """``RUN/eval/step-N.json`` for a run (``step-N-live.json`` for the last step's weights of a run trained with
-    ``train.ema``, so neither reading replaces the other), ``<model>.eval.json`` beside an exported model."""
+    ``train.ema``, so neither reading replaces the other), ``<model>.eval.json`` beside an exported model.
+    ``failed`` (metric: why) is recorded beside the results, so a partial report says what it lacks."""
     report: dict[str, Any] = {"step": state.step}
+    if failed:
+        report["failed"] = failed
     if isinstance(state, OnnxSource):
         path = state.path.with_name(f"{state.path.stem}.eval.json")
         report["provider"] = state.model.provider  # the one the session really used, not the one asked for
@@ -129,6 +150,7 @@ class EvalResult:
     report: Path
     curves: Path | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # metrics that fit but cannot run here, and why
+    failed: dict[str, str] = field(default_factory=dict)  # metrics that raised while scoring, and why
 
 
 def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkpoint: str | None = None,
@@ -138,7 +160,9 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
     as ``gan eval`` does: writes the JSON report, and for a run its ``curves.png``.
 
     ``data_dir``: where the real images are read (default: the run's own ``data.dir``; for a model, the default
-    places). ``note`` gets a line for each metric skipped because it cannot run here, before scoring starts."""
+    places). ``note`` gets a line for each metric skipped because it cannot run here, before scoring starts. A
+    metric that raises while scoring is left out and named in ``failed`` (and the report) while the others are
+    kept; if every one fails, :class:`GanError` says why."""
     from gancore.plots import curves
     from gancore.runs import open_run
     from gancore.sampling import refuse_run_options_for_model
@@ -166,11 +190,14 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
     if not chosen:
         raise GanError(f"no registered metric fits run {target} (data {state.data_info.get('dataset', '?')!r}); "
                        f"`gan plugins` lists the metrics")
-    results = evaluate(state, chosen)
-    report = write_report(state, results, live=live)
+    failed: dict[str, str] = {}
+    results = evaluate(state, chosen, failed)
+    if not results:  # nothing to report: an error, and no report that would read as a score
+        raise GanError("; ".join(f"metric {name!r} failed: {why}" for name, why in failed.items()))
+    report = write_report(state, results, live=live, failed=failed)
     try:
         pic = None if target.suffix == ".onnx" else curves(target)
     except OSError as e:
         raise GanError(f"could not write {target / 'curves.png'}: {e.strerror or e}; the scores are saved in "
                        f"{report}. Free disk space, then run gan eval again for the picture") from None
-    return EvalResult(results, state.step, backend, report, pic, skipped)
+    return EvalResult(results, state.step, backend, report, pic, skipped, failed)

@@ -277,9 +277,15 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 raise GanError(f"could not write a sample grid in {run_dir}: {e.strerror or e}; the last "
                                f"checkpoint is intact. Free disk space, then --resume {run_dir}") from None
         if cfg["eval_every"] and (state.step % cfg["eval_every"] == 0 or last) and main:
-            results = evaluate(state, metrics)
-            _append(log_path, {"step": state.step, "eval": results})
-            bar.note(f"eval at step {state.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+            failed: dict[str, str] = {}
+            results = evaluate(state, metrics, failed)
+            if results:
+                _append(log_path, {"step": state.step, "eval": results})
+                bar.note(f"eval at step {state.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+            for name, why in failed.items():  # a broken metric must not cost the run; it is not tried again
+                del metrics[name]
+                _append(log_path, {"step": state.step, "event": "eval_failed", "metric": name, "error": why})
+                bar.note(f"eval at step {state.step}: metric {name!r} failed: {why}; training goes on without it")
 
         # ------------------------------------------------------------ checkpoint (weights checked finite above)
         if ckpt_due and main:

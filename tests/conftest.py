@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny dcgan config, a trained tiny run and its export, a working folder per test, data in a
-torchvision root only."""
+torchvision root only, a second-long 2-D run and a broken metric."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from gancore.components import Metric
 
 # Small enough that a run takes a second or two on 2 CPU cores, big enough to exercise every phase.
 TINY: dict[str, Any] = {
@@ -116,3 +118,38 @@ def paint_classes(root: Path, split: str = "") -> None:
     """A blue and a red class subfolder in ``root/split``."""
     for name, colour in {"blue": BLUE, "red": RED}.items():
         paint(root / split / name, {name: colour})
+
+
+class BrokenMetric(Metric):
+    """A metric with a bug in it, as a third-party plugin's might have."""
+
+    def __call__(self, state: Any) -> dict[str, float]:
+        raise RuntimeError("boom")
+
+
+def with_broken_metric(monkeypatch: pytest.MonkeyPatch, only: bool = False) -> None:
+    """Every run in this test also (or, ``only``, just) gets the broken metric, in training and in evaluation."""
+    from gancore import evaluate, loop
+
+    real = evaluate.applicable
+
+    def applicable(state: Any, names: list[str] | None = None, skipped: dict[str, str] | None = None) -> dict:
+        return {**({} if only else real(state, names, skipped)), "broken": BrokenMetric()}
+
+    monkeypatch.setattr(evaluate, "applicable", applicable)
+    monkeypatch.setattr(loop, "applicable", applicable)
+
+
+def train_gan2d() -> Path:
+    """8 steps on 2-D points, evaluated every 4: a run in a second."""
+    from gancore.loop import prepare, train
+
+    return train(prepare("gan2d", {"device": "cpu", "data": {"points": 512}, "train": {
+        "steps": 8, "batch_size": 64, "log_every": 4, "eval_every": 4, "sample_every": 8,
+        "checkpoint_every": 8}}, out="runs/r"), progress=False).run_dir
+
+
+@pytest.fixture
+def gan2d_run() -> Path:
+    return train_gan2d()
+

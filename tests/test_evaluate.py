@@ -7,6 +7,9 @@ import pytest
 
 import gancore
 from gancore.errors import GanError
+from gancore.evaluate import evaluate
+from gancore.runs import open_run
+from tests.conftest import BrokenMetric, train_gan2d, with_broken_metric
 
 
 def test_evaluate_run_scores_writes_the_report_and_notes_what_it_skipped(trained_run, tmp_path, monkeypatch):
@@ -48,3 +51,30 @@ def test_a_run_whose_data_moved_asks_for_data_dir(torchvision_root_only, tmp_pat
         gancore.evaluate_run(state.run_dir, metrics=["fashion-quality"])
     res = gancore.evaluate_run(state.run_dir, metrics=["fashion-quality"], data_dir=str(moved))
     assert res.results["fashion-quality/frechet"] > 0
+
+
+def test_a_metric_that_fails_in_training_is_logged_and_dropped_and_the_run_goes_on(monkeypatch):
+    with_broken_metric(monkeypatch)
+    run = train_gan2d()
+    log = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x for x in log if x.get("event") == "eval_failed"] == [
+        {"step": 4, "event": "eval_failed", "metric": "broken", "error": "RuntimeError: boom"}]  # not tried at 8
+    assert [x["step"] for x in log if "eval" in x] == [4, 8]
+    assert (run / "checkpoints" / "step-0000008").is_dir()
+
+
+def test_evaluate_run_keeps_the_scores_of_the_metrics_that_worked(gan2d_run, monkeypatch):
+    with_broken_metric(monkeypatch)
+    res = gancore.evaluate_run(gan2d_run)
+    assert res.failed == {"broken": "RuntimeError: boom"} and res.results["modes/modes_total"] == 8.0
+    report = json.loads(res.report.read_text())
+    assert report["failed"] == res.failed and report["results"] == res.results
+
+
+def test_evaluate_run_where_every_metric_fails_is_an_error_and_writes_no_report(gan2d_run, monkeypatch):
+    with_broken_metric(monkeypatch, only=True)
+    with pytest.raises(GanError, match=r"^metric 'broken' failed: RuntimeError: boom$"):
+        gancore.evaluate_run(gan2d_run)
+    assert not (gan2d_run / "eval").exists()
+    with pytest.raises(RuntimeError, match="boom"):  # without a `failed` record, the error is the caller's
+        evaluate(open_run(gan2d_run), {"broken": BrokenMetric()})

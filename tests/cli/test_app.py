@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from gancore.builtin import inception
 from gancore_cli.app import app
-from tests.conftest import needs_fidelity
+from tests.conftest import needs_fidelity, with_broken_metric
 
 TINY_SETS = ["--device", "cpu", "--set", "data.limit=64", "--set", "generator.width=8",
              "--set", "discriminator.width=8",
@@ -245,6 +245,16 @@ def test_eval_that_cannot_write_its_curves_keeps_the_scores(trained_run, monkeyp
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert re.search(r"error: could not write .*curves\.png: File too large; the scores are saved in .*eval/step-",
                      res.stderr), res.stderr
+
+
+def test_eval_with_a_metric_that_fails_prints_and_saves_the_others_and_exits_1(gan2d_run, monkeypatch):
+    with_broken_metric(monkeypatch)
+    res = gan("eval", gan2d_run)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "modes/modes_total" in res.stdout
+    assert "error: metric 'broken' failed: RuntimeError: boom; the other scores are saved" in res.stderr
+    with_broken_metric(monkeypatch, only=True)
+    one_line_error(gan("eval", gan2d_run), r"^error: metric 'broken' failed: RuntimeError: boom$")
 
 
 def test_eval_with_a_metric_that_does_not_fit(trained_run):
