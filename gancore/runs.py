@@ -19,7 +19,10 @@ RUNS_DIR = Path("runs")
 
 
 def check_run_dir(out: str | None) -> None:
-    """Refuse an ``--out`` that already exists: runs are never overwritten."""
+    """Refuse an ``--out`` that already exists (runs are never overwritten) or is empty."""
+    if out is not None and not out.strip():  # most likely an unset shell variable: `--out "$DIR"`
+        raise ConfigError(f"--out is empty; name the run folder to create, or leave --out off for "
+                          f"{RUNS_DIR}/<plugin>-NNNN")
     if out and Path(out).exists():
         go_on = f", or continue it with --resume {out}" if is_run_dir(Path(out)) else " (it is not a run to resume)"
         raise ConfigError(f"run folder {out!r} already exists and is never overwritten; choose another --out{go_on}")
@@ -27,8 +30,8 @@ def check_run_dir(out: str | None) -> None:
 
 def new_run_dir(plugin: str, out: str | None) -> Path:
     """``out`` if given (it must not exist), else the next free ``runs/<plugin>-NNNN``."""
+    check_run_dir(out)
     if out:
-        check_run_dir(out)
         path = Path(out)
         try:
             path.mkdir(parents=True)

@@ -96,6 +96,7 @@ def test_config_file(tmp_path):
         (["--plugin", "gan2d", "--set", "discriminator.pack=3", "--batch-size", "8", "--set", "data.points=64"],
          r"does not divide into packs of 3"),
         (["--resume", "runs/none"], r"not a gancore run folder"),
+        (["--plugin", "dcgan", "--out", ""], r"--out is empty; name the run folder to create, or leave --out off"),
     ],
 )
 def test_bad_train_input(args, pattern):
