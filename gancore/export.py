@@ -1,4 +1,5 @@
-"""Export a trained run: ONNX (fp32, fp16, onnxruntime-optimised; all parity-checked) and TorchScript, plus a JSON card.
+"""Export a trained run: ONNX (fp32, fp16, onnxruntime-optimised), torch.export's ``.pt2`` and TorchScript, all
+parity-checked, plus a JSON card.
 
 Files are written into a hidden temporary folder and moved to ``exported/<run>/`` only once every
 check has passed, so a failed export leaves nothing behind and an existing export is never clobbered
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,10 @@ from gancore.runs import open_run
 from gancore.state import TrainState
 
 EXPORT_DIR = Path("exported")
-FORMATS = ("onnx", "onnx-fp16", "onnx-opt", "torchscript")
-SUFFIX = {"onnx": ".onnx", "onnx-fp16": ".fp16.onnx", "onnx-opt": ".opt.onnx", "torchscript": ".torchscript.pt"}
+FORMATS = ("onnx", "onnx-fp16", "onnx-opt", "pt2", "torchscript")
+SUFFIX = {"onnx": ".onnx", "onnx-fp16": ".fp16.onnx", "onnx-opt": ".opt.onnx", "pt2": ".pt2",
+          "torchscript": ".torchscript.pt"}
+PT2_METADATA = "gancore.json"  # the extra file of a .pt2 archive that holds what ONNX's metadata_props hold
 TOLERANCE = 1e-4  # fp32 on CPU
 FP16_TOLERANCE = 2e-2  # fp16 weights and activations against the fp32 module; outputs are O(1)
 PARITY_BATCHES = (1, 5)
@@ -192,6 +196,20 @@ def optimize_onnx(model: ExportModel, src: Path, path: Path) -> dict[str, Any]:
     return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE, "optimized_for": "CPUExecutionProvider"}
 
 
+def _torch_parity(module: nn.Module, loaded: Any, model: ExportModel, what: str) -> dict[str, float]:
+    """Max abs diff between a reloaded PyTorch artifact and the eager module at each parity batch."""
+    parity = {}
+    for n in PARITY_BATCHES:
+        inputs = _examples(model.inputs, n, seed=200 + n)
+        with torch.no_grad():
+            diff = _max_diff(_as_list(module(*inputs)), _as_list(loaded(*inputs)))
+        parity[str(n)] = diff
+        if not diff <= TOLERANCE:
+            raise ExportError(f"{what} and eager disagree on the {model.kind} at batch {n} "
+                              f"(max abs diff {diff:.3g}); nothing was exported")
+    return parity
+
+
 def export_torchscript(model: ExportModel, path: Path) -> dict[str, Any]:
     """Trace to TorchScript (deprecated upstream; its warnings are kept from users) and check parity."""
     module = model.module.eval()
@@ -205,15 +223,53 @@ def export_torchscript(model: ExportModel, path: Path) -> dict[str, Any]:
         except Exception as e:
             raise ExportError(f"TorchScript tracing failed for the {model.kind}: {type(e).__name__}: "
                               f"{str(e).splitlines()[0][:300]}") from None
-        parity = {}
-        for n in PARITY_BATCHES:
-            inputs = _examples(model.inputs, n, seed=200 + n)
-            with torch.no_grad():
-                diff = _max_diff(_as_list(module(*inputs)), _as_list(loaded(*inputs)))
-            parity[str(n)] = diff
-            if not diff <= TOLERANCE:
-                raise ExportError(f"TorchScript and eager disagree on the {model.kind} at batch {n} "
-                                  f"(max abs diff {diff:.3g}); nothing was exported")
+        parity = _torch_parity(module, loaded, model, "TorchScript")
+    return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE}
+
+
+def _pickled_entries(path: Path) -> list[str]:
+    """What a ``.pt2`` archive holds as pickles: tensors its weights and constants configs mark ``use_pickle``
+    (tensor subclasses) and non-empty sample inputs (``torch.save``d). Ours must hold none."""
+    found = []
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if name.endswith(("_weights_config.json", "_constants_config.json")):
+                config = json.loads(z.read(name))["config"]
+                found += [f"{name}:{key}" for key, entry in config.items() if entry.get("use_pickle", True)]
+            elif "/sample_inputs/" in name and z.getinfo(name).file_size:
+                found.append(name)
+    return found
+
+
+def export_pt2(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Write ``model`` with ``torch.export`` (dynamic batch) as a ``.pt2`` archive, the format AOTInductor and
+    ExecuTorch start from; check that it holds no pickle and that ``torch.export.load`` matches eager.
+
+    The archive keeps raw tensor bytes and a JSON graph; the example inputs torch would pickle beside them are
+    dropped. The metadata ONNX keeps in ``metadata_props`` goes in the extra file ``gancore.json``."""
+    module = model.module.eval()
+    names = [s.name for s in model.inputs]
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    example = _examples(model.inputs, 2, seed=0)
+    meta = {**metadata, **model.metadata, "kind": model.kind, "inputs": [s.to_json() for s in model.inputs],
+            "input_names": names, "output_names": model.outputs}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the archive writer warns about weight grouping on CPU tensors
+        try:
+            program = torch.export.export(module, example, dynamic_shapes=_batch_dims(module, len(names), batch),
+                                          strict=False)
+            program.example_inputs = None  # else torch.save()d (a pickle) into the archive
+            torch.export.save(program, str(path), extra_files={PT2_METADATA: json.dumps(meta)})
+            if pickled := _pickled_entries(path):
+                raise ExportError(f"the {model.kind}'s .pt2 archive would hold pickled data ({', '.join(pickled)}), "
+                                  f"which gancore never writes; export it as ONNX instead")
+            loaded = torch.export.load(str(path)).module()
+        except ExportError:
+            raise
+        except Exception as e:
+            raise ExportError(f"torch.export failed for the {model.kind}: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:300]}") from None
+        parity = _torch_parity(module, loaded, model, "torch.export")
     return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE}
 
 
@@ -271,6 +327,8 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
                                                   tmp / f"{stem}{SUFFIX['onnx-opt']}")
             if "onnx-fp16" in formats:
                 entry["onnx-fp16"] = export_onnx(model, tmp / f"{stem}{SUFFIX['onnx-fp16']}", common, fp16=True)
+            if "pt2" in formats:
+                entry["pt2"] = export_pt2(model, tmp / f"{stem}{SUFFIX['pt2']}", common)
             if "torchscript" in formats:
                 entry["torchscript"] = export_torchscript(model, tmp / f"{stem}{SUFFIX['torchscript']}")
             card["models"][stem] = entry

@@ -87,6 +87,9 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
     if not is_run_dir(path):
         if path.is_dir():
             what = "is not a gancore run folder (no config.json and run.json)"
+        elif path.name.endswith((".pt2", ".torchscript.pt")):
+            what = ("is a PyTorch export, not a gancore run folder; load it with torch.export.load (.pt2) or "
+                    "torch.jit.load (.torchscript.pt), or give gan the run folder or an .onnx export")
         elif path.exists():
             what = "is a file, not a gancore run folder (runs are folders like runs/dcgan-0001)"
         else:

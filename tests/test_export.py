@@ -69,13 +69,13 @@ def test_torchscript_loads_and_matches(exported, trained_run):
 
 @pytest.fixture(scope="module")
 def exported_all(trained_run, tmp_path_factory):
-    return export_run(trained_run, ["onnx-fp16", "onnx-opt"], out=tmp_path_factory.mktemp("all") / "e")
+    return export_run(trained_run, ["onnx-fp16", "onnx-opt", "pt2"], out=tmp_path_factory.mktemp("all") / "e")
 
 
 def test_fp16_and_optimised_exports_are_parity_checked(exported_all, trained_run):
     # onnx-opt brings the fp32 file it is made from
     assert sorted(os.listdir(exported_all)) == ["card.json", "generator.fp16.onnx", "generator.onnx",
-                                                "generator.opt.onnx"]
+                                                "generator.opt.onnx", "generator.pt2"]
     g = json.loads((exported_all / "card.json").read_text())["models"]["generator"]
     assert g["onnx-fp16"]["precision"] == "float16" and g["onnx-fp16"]["tolerance"] == export_mod.FP16_TOLERANCE
     assert 0 < max(g["onnx-fp16"]["max_abs_diff"].values()) <= export_mod.FP16_TOLERANCE  # really rounded
@@ -96,6 +96,55 @@ def test_fp16_and_optimised_exports_are_parity_checked(exported_all, trained_run
     assert opt.meta["optimized_for"]["provider"] == "CPUExecutionProvider"
     assert {n.op_type for n in onnx.load(str(exported_all / "generator.opt.onnx")).graph.node} != \
         {n.op_type for n in onnx.load(str(exported_all / "generator.onnx")).graph.node}  # really rewritten
+
+
+def test_pt2_holds_no_pickle_carries_the_metadata_and_matches_at_any_batch(exported_all, trained_run):
+    path = exported_all / "generator.pt2"
+    assert export_mod._pickled_entries(path) == []
+    g = json.loads((exported_all / "card.json").read_text())["models"]["generator"]
+    assert set(g["pt2"]["max_abs_diff"]) == {"1", "5"} and max(g["pt2"]["max_abs_diff"].values()) <= 1e-4
+    extra = {export_mod.PT2_METADATA: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.export.load(str(path), extra_files=extra).module()
+    meta = json.loads(extra[export_mod.PT2_METADATA])
+    assert meta["kind"] == "generator" and meta["input_names"] == ["noise"] and meta["output_names"] == ["images"]
+    assert meta["inputs"] == g["inputs"] and meta["output"]["value_range"] == [-1.0, 1.0]
+    state = open_run(trained_run, device="cpu")
+    for n in (3, 64):  # neither parity batch: the batch is dynamic
+        z = torch.randn(n, 100, generator=torch.Generator().manual_seed(n))
+        with torch.no_grad():
+            assert torch.allclose(module(z), state.nets.generator(noise=z), atol=1e-5)
+
+
+def test_the_pt2_snippet_in_exported_readme_runs(exported_all):
+    import re
+
+    text = (Path(__file__).parents[1] / "exported" / "README.md").read_text()
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "torch.export.load" in b]
+    scope: dict = {}
+    exec(snippet.replace("exported/dcgan-0001/generator.pt2", str(exported_all / "generator.pt2")), scope)
+    assert scope["images"].shape == (16, 1, 28, 28) and scope["images"].abs().max() <= 1
+
+
+def test_a_pt2_archive_that_would_hold_a_pickle_is_refused_and_leaves_nothing(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "_pickled_entries", lambda path: ["g/data/sample_inputs/model.pt"])
+    with pytest.raises(ExportError, match=r"would hold pickled data \(g/data/sample_inputs/model\.pt\), which "
+                                          r"gancore never writes; export it as ONNX instead"):
+        export_run(trained_run, ["onnx", "pt2"], out=tmp_path / "bad")
+    assert os.listdir(tmp_path) == []
+
+
+def test_pickled_entries_reads_the_archive_configs(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "a.pt2", "w") as z:
+        z.writestr("m/data/weights/model_weights_config.json", json.dumps(
+            {"config": {"w": {"use_pickle": False}, "sub": {"use_pickle": True}}}))
+        z.writestr("m/data/constants/model_constants_config.json", json.dumps({"config": {}}))
+        z.writestr("m/data/sample_inputs/model.pt", b"\x80\x02")
+    assert export_mod._pickled_entries(tmp_path / "a.pt2") == [
+        "m/data/weights/model_weights_config.json:sub", "m/data/sample_inputs/model.pt"]
 
 
 def test_an_fp16_parity_failure_leaves_nothing_behind(trained_run, tmp_path, monkeypatch):
@@ -188,7 +237,7 @@ def test_cuda_asked_for_on_a_machine_without_a_gpu_is_an_error(exported, monkeyp
 def test_export_leaks_no_warnings(trained_run, tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        export_run(trained_run, ["onnx", "torchscript"], out=tmp_path / "e")
+        export_run(trained_run, ["onnx", "pt2", "torchscript"], out=tmp_path / "e")
     assert [str(w.message) for w in caught] == []
 
 

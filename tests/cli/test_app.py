@@ -153,6 +153,9 @@ def test_a_bad_resume_blames_the_option_or_the_path_not_the_run(trained_run, tmp
     one_line_error(gan("train", "--resume", trained_run, "--device", "tpu"), r"^error: unknown device 'tpu'; use auto")
     (tmp_path / "afile").write_text("x")
     one_line_error(gan("train", "--resume", tmp_path / "afile"), r"afile' is a file, not a gancore run folder")
+    (tmp_path / "generator.pt2").write_bytes(b"PK")
+    one_line_error(gan("sample", tmp_path / "generator.pt2"), r"is a PyTorch export, not a gancore run folder; "
+                                                              r"load it with torch\.export\.load")
 
 
 def test_an_unknown_name_names_the_setting_that_filtered_plugins_out(monkeypatch):

@@ -297,9 +297,10 @@ def test_sample_prints_text_from_a_run_and_from_onnx(run, tmp_path):
 def test_export_ids_match_pytorch_exactly_and_decode_from_metadata_alone(run, tmp_path):
     import onnxruntime as ort
 
-    dest = export_run(run.run_dir, ["onnx"], out=tmp_path / "exp")
+    dest = export_run(run.run_dir, ["onnx", "pt2"], out=tmp_path / "exp")
     card = json.loads((dest / "card.json").read_text())["models"]["generator"]
     assert card["outputs"] == ["ids", "logits"] and card["onnx"]["max_abs_diff"]["5"] <= 1e-4
+    assert card["pt2"]["max_abs_diff"]["5"] <= 1e-4  # token ids compared exactly (inf on any mismatch)
     sess = ort.InferenceSession(str(dest / "generator.onnx"), providers=["CPUExecutionProvider"])
     meta = sess.get_modelmeta().custom_metadata_map
     vocab = json.loads(meta["gancore.vocab"])  # a deployer's view: onnxruntime and JSON, no gancore

@@ -36,7 +36,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def export(run, tmp_path_factory):
-    return export_run(run, ["onnx"], out=tmp_path_factory.mktemp("exp") / "infogan-tiny")
+    return export_run(run, ["onnx", "pt2"], out=tmp_path_factory.mktemp("exp") / "infogan-tiny")
 
 
 # ---------------------------------------------------------------------------------------------- latent layout
@@ -273,6 +273,7 @@ def test_generator_takes_named_code_inputs(export):
     assert [i.type for i in model.session.get_inputs()] == ["tensor(float)", "tensor(int64)", "tensor(float)"]
     card = json.loads((export / "card.json").read_text())
     assert max(card["models"]["generator"]["onnx"]["max_abs_diff"].values()) <= 1e-4
+    assert max(card["models"]["generator"]["pt2"]["max_abs_diff"].values()) <= 1e-4  # int64 codes in torch.export
 
 
 @pytest.mark.parametrize("extra", [
@@ -315,7 +316,8 @@ def test_q_head_is_exported_with_parity(export, run):
     card = json.loads((export / "card.json").read_text())
     q = card["models"]["q_head"]
     assert q["kind"] == "q_head" and q["outputs"] == ["categorical_logits", "continuous_mean"]
-    assert max(q["onnx"]["max_abs_diff"].values()) <= 1e-4
+    assert max(q["onnx"]["max_abs_diff"].values()) <= 1e-4 and max(q["pt2"]["max_abs_diff"].values()) <= 1e-4
+    assert (export / "q_head.pt2").is_file()
     model = OnnxModel(export / "q_head.onnx", kind="q_head")
     x = np.random.default_rng(0).uniform(-1, 1, (7, 1, 28, 28)).astype(np.float32)
     logits, cont = model.run({"images": x})
