@@ -97,6 +97,13 @@ def draw_input(spec: dict[str, Any], rng: np.random.Generator, shape: tuple[int,
     raise ExportError(f"input {spec['name']!r} has an unknown distribution {dist!r}")
 
 
+def draw_latent(specs: list[dict[str, Any]], n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Latent inputs for ``n`` samples from input specs (JSON, as in the metadata), drawn with numpy from ``seed``:
+    a run and its export draw the same ones, so ``gan sample`` gives one grid for both at a seed."""
+    rng = np.random.default_rng(check_seed(seed))
+    return {spec["name"]: draw_input(spec, rng, (n, *spec["shape"])) for spec in specs}
+
+
 def parse_metadata(raw: dict[str, str], where: str = "model") -> dict[str, Any]:
     """gancore's ``metadata_props`` -> dict, checking every input spec; ExportError on anything malformed."""
     meta: dict[str, Any] = {}
@@ -189,8 +196,7 @@ class OnnxModel:
         """Latent inputs for ``n`` samples, from the distributions in the metadata."""
         if not 1 <= n <= MAX_BATCH:
             raise ExportError(f"n must be from 1 to {MAX_BATCH}, got {n}")
-        rng = np.random.default_rng(check_seed(seed))
-        return {spec["name"]: draw_input(spec, rng, (n, *spec["shape"])) for spec in self.inputs}
+        return draw_latent(self.inputs, n, seed)
 
     def check(self, feeds: dict[str, np.ndarray]) -> None:
         """Refuse inputs that do not fit the metadata (a wrong name, shape or dtype, a category out of range) or

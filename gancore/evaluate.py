@@ -11,11 +11,11 @@ from typing import Any
 import torch
 
 from gancore.averaging import averaged, averaged_nets
-from gancore.components import Metric
+from gancore.components import LatentSpec, Metric
 from gancore.errors import GanError
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import get_manager
-from gancore.sampling import eval_mode
+from gancore.sampling import eval_mode, latent_batches
 from gancore.state import TrainState
 
 
@@ -36,12 +36,11 @@ class OnnxSource:
         self.step = int(meta.get("step", 0))
 
     def generate(self, n: int, seed: int = 0) -> torch.Tensor:
-        chunks, done = [], 0
-        while done < n:
-            m = min(1024, n - done)
-            chunks.append(torch.from_numpy(self.model.sample(m, seed + done)))
-            done += m
-        return torch.cat(chunks)
+        """``n`` samples from the latents a run's :meth:`TrainState.generate` draws at ``seed`` on the CPU, so a run
+        and its export are scored on the same latents."""
+        specs = [LatentSpec.from_json(s) for s in self.model.inputs]
+        return torch.cat([torch.from_numpy(self.model.run({k: v.numpy() for k, v in latent.items()})[0])
+                          for latent in latent_batches(specs, n, seed, torch.device("cpu"))])
 
 
 def applicable(state: TrainState | OnnxSource, names: list[str] | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from gancore.config import check_seed
-from gancore.deploy import MAX_BATCH, class_limits, draw_input
+from gancore.deploy import MAX_BATCH, class_limits, draw_input, draw_latent
 from gancore.errors import ExportError
 from gancore.fsutil import write_text_atomic
 from gancore.images import save_grid, save_picture
@@ -41,19 +41,27 @@ def batched(fn: Callable[[Any], Any], x: Any, size: int = 1000) -> Any:
         return torch.cat([fn(x[i:i + size]).cpu() for i in range(0, len(x), size)])
 
 
-def generate(state: Any, n: int, seed: int = 0, chunk: int = 1024) -> Any:
-    """``n`` samples from the run's generator (eval mode, no grad), drawn in chunks with a seeded RNG."""
+def latent_batches(specs: Sequence[Any], n: int, seed: int, device: Any, chunk: int = 1024) -> Iterator[dict[str, Any]]:
+    """The latents :func:`generate` feeds a generator: chunks of ``chunk`` drawn in turn from one torch RNG seeded
+    with ``seed`` on ``device``. ``gan eval`` of an exported model draws the same ones (on the CPU), so a run and
+    its export are scored on the same latents."""
     import torch
 
     from gancore.components import draw
 
-    gen = torch.Generator(device=state.device).manual_seed(seed)
-    out = []
+    gen = torch.Generator(device=device).manual_seed(seed)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        yield {s.name: draw(s, m, gen, device) for s in specs}
+
+
+def generate(state: Any, n: int, seed: int = 0, chunk: int = 1024) -> Any:
+    """``n`` samples from the run's generator (eval mode, no grad), drawn in chunks with a seeded RNG."""
+    import torch
+
     with eval_mode(state.nets.generator):
-        for start in range(0, n, chunk):
-            m = min(chunk, n - start)
-            latent = {s.name: draw(s, m, gen, state.device) for s in state.latent_specs}
-            out.append(state.nets.generator(**latent).float())
+        out = [state.nets.generator(**latent).float()
+               for latent in latent_batches(state.latent_specs, n, seed, state.device, chunk)]
     return torch.cat(out)
 
 
@@ -107,15 +115,24 @@ def traversal_latent(specs: list[dict[str, Any]], code: int = 0, cols: int = 10,
     return feeds, cols
 
 
+def run_generator(state: Any, feeds: dict[str, np.ndarray], chunk: int = 1024) -> np.ndarray:
+    """A run's generator (eval mode, no grad) on numpy latent inputs, as an exported one is run, in chunks."""
+    import torch
+
+    n = len(next(iter(feeds.values())))
+    out = []
+    with eval_mode(state.nets.generator):
+        for start in range(0, n, chunk):
+            latent = {k: torch.from_numpy(v[start:start + chunk]).to(state.device) for k, v in feeds.items()}
+            out.append(state.nets.generator(**latent).float().cpu().numpy())
+    return np.concatenate(out)
+
+
 def traversal_images(state: Any, code: int = 0, cols: int = 10, seed: int = 0,
                      span: tuple[float, float] = (-2.0, 2.0)) -> tuple[np.ndarray, int]:
     """A run's traversal grid of continuous code ``code`` (see :func:`traversal_latent`) and its row length."""
-    import torch
-
     feeds, nrow = traversal_latent([s.to_json() for s in state.latent_specs], code, cols, span=span, seed=seed)
-    latent = {k: torch.from_numpy(v).to(state.device) for k, v in feeds.items()}
-    with eval_mode(state.nets.generator):
-        return state.nets.generator(**latent).float().cpu().numpy(), nrow
+    return run_generator(state, feeds), nrow
 
 
 def traverse(state: Any, path: str | Path, code: int = 0, cols: int = 10, seed: int = 0) -> Path:
@@ -202,8 +219,8 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
         state = open_run(target, checkpoint=checkpoint, device=None if device == "auto" else device, live=live)
         if traverse is not None:
             x, nrow = traversal_images(state, traverse, seed=seed)
-        else:
-            x = generate(state, n, seed).cpu().numpy()
+        else:  # the latents the export's OnnxModel.sample draws at this seed, so both give one grid
+            x = run_generator(state, draw_latent([s.to_json() for s in state.latent_specs], n, seed))
         info = state.data_info
         value_range = tuple(info["value_range"])
         kind = info.get("kind", "image")

@@ -26,6 +26,20 @@ def test_same_seed_same_samples(trained_run):
     assert not np.array_equal(a, sample(trained_run, n=4, seed=2).samples)
 
 
+def test_a_run_and_its_export_give_the_same_samples_at_a_seed(trained_run, exported):
+    run, model = sample(trained_run, n=6, seed=4).samples, sample(exported / "generator.onnx", n=6, seed=4).samples
+    assert np.abs(run - model).max() <= 1e-4  # the same latents, so the same grid from either
+
+
+def test_a_run_and_its_export_are_scored_on_the_same_samples(trained_run, exported):
+    from gancore.evaluate import OnnxSource
+    from gancore.runs import open_run
+
+    run, model = open_run(trained_run, device="cpu").generate(1500, seed=2), OnnxSource(
+        exported / "generator.onnx").generate(1500, seed=2)  # past one chunk of 1024
+    assert run.shape == model.shape and (run - model).abs().max() <= 1e-4
+
+
 @pytest.mark.parametrize("n", [0, 65537])
 def test_bad_n(trained_run, n):
     with pytest.raises(ExportError, match=rf"-n must be from 1 to 65536, got {n}"):
