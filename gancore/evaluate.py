@@ -43,23 +43,57 @@ class OnnxSource:
                           for latent in latent_batches(specs, n, seed, torch.device("cpu"))])
 
 
+class PlainMetric(Metric):
+    """A metric registered as a bare callable ``metric(run) -> dict[str, float]``: it fits every run."""
+
+    def __init__(self, fn: Callable[[Any], dict[str, float]]) -> None:
+        self.fn = fn
+
+    def __call__(self, state: Any) -> dict[str, float]:
+        return self.fn(state)
+
+
+def _fits(reg: Any, name: str, state: TrainState | OnnxSource) -> tuple[Metric | None, str | None]:
+    """Build metric ``name`` and ask whether it fits ``state``: ``(metric, None)`` if it fits and can run here,
+    ``(None, None)`` if it does not fit, ``(None, why)`` if it fits but cannot run, or its plugin raised."""
+    entry = reg.get(name)
+    try:
+        metric = reg.build(name, {}, where="metric")
+        if not isinstance(metric, Metric):
+            if not callable(metric):
+                return None, (f"its builder returned a {type(metric).__name__}, not a gancore.components.Metric "
+                              f"or a callable (plugin {entry.plugin!r})")
+            metric = PlainMetric(metric)
+        if not metric.applies(state):
+            return None, None
+        why = metric.unavailable(state)
+    except GanError:
+        raise
+    except Exception as e:  # a bug in a plugin's metric must not stop evaluation, nor training
+        return None, f"plugin {entry.plugin!r} raised {failure(e)} while setting it up"
+    return (metric, None) if why is None else (None, why)
+
+
 def applicable(state: TrainState | OnnxSource, names: list[str] | None = None,
                skipped: dict[str, str] | None = None) -> dict[str, Metric]:
     """Metrics that fit the run and can run here: those named, or every registered one whose ``applies`` says
-    so. One that fits but cannot run (``unavailable``) is an error when named, else noted in ``skipped``."""
+    so. One that fits but cannot run (``unavailable``, or its plugin raised while building or asking it) is an
+    error when named, else noted in ``skipped``."""
     reg = (getattr(state, "manager", None) or get_manager()).registries.metrics
     chosen = names if names else reg.list()
     out: dict[str, Metric] = {}
     for name in chosen:
-        metric = reg.build(name, {}, where="metric")
-        if not metric.applies(state):
-            if names:
-                raise GanError(f"metric {name!r} does not fit this run (plugin {state.config['plugin']!r}, "
-                               f"data {state.config['data']['name']!r})")
-            continue
-        why = metric.unavailable(state)
-        if why is None:
+        metric, why = _fits(reg, name, state)
+        if metric is not None:
             out[name] = metric
+        elif why is None:
+            if names:
+                model = isinstance(state, OnnxSource)
+                what = "this exported model" if model else "this run"
+                hint = ("; it reads the run's other networks, so give gan eval the run folder" if model and
+                        reg.get(name).plugin == state.config["plugin"] else "")
+                raise GanError(f"metric {name!r} does not fit {what} (plugin {state.config['plugin']!r}, "
+                               f"data {state.config['data']['name']!r}){hint}")
         elif names:
             raise GanError(f"metric {name!r} cannot run here: {why}")
         elif skipped is not None:

@@ -115,8 +115,10 @@ def gan_register_datasets(register: Register) -> None:
 def gan_register_metrics(register: Register) -> None:
     """Register evaluation metrics.
 
-    :param register: ``register(name, builder, config=Cfg)``; ``builder(cfg)`` returns a callable
-        ``metric(run) -> dict[str, float]``.
+    :param register: ``register(name, builder, config=Cfg)``; ``builder(cfg)`` (``builder()`` without a config)
+        returns a :class:`gancore.components.Metric`, whose ``applies(run)`` says whether it fits a run and
+        ``unavailable(run)`` why it cannot run here, or a bare callable ``metric(run) -> dict[str, float]``,
+        which fits every run. A metric that raises is skipped with its plugin named; the others still run.
     """
 
 

@@ -189,10 +189,15 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     bf16 = cfg["autocast"] == "bf16"
     log_path = run_dir / "metrics.jsonl"
     window = LossWindow()
-    metrics = applicable(state) if cfg["eval_every"] and main else {}
+    skipped: dict[str, str] = {}
+    metrics = applicable(state, skipped=skipped) if cfg["eval_every"] and main else {}
     state.progress = progress and main
     hook.gan_train_start(state=state)
     bar = Progress(state.step, total_steps, state.progress)
+    for name, why in skipped.items():
+        bar.note(f"train.eval_every: metric {name!r} skipped; {why}")
+    if cfg["eval_every"] and main and not metrics:
+        bar.note("train.eval_every: no registered metric fits this run, so nothing is evaluated during training")
     t_start, step_start = time.perf_counter(), state.step
     t_last, step_last = t_start, state.step
 

@@ -140,16 +140,27 @@ def with_broken_metric(monkeypatch: pytest.MonkeyPatch, only: bool = False) -> N
     monkeypatch.setattr(loop, "applicable", applicable)
 
 
-def train_gan2d() -> Path:
+def train_gan2d(out: str = "runs/r") -> Path:
     """8 steps on 2-D points, evaluated every 4: a run in a second."""
     from gancore.loop import prepare, train
 
     return train(prepare("gan2d", {"device": "cpu", "data": {"points": 512}, "train": {
         "steps": 8, "batch_size": 64, "log_every": 4, "eval_every": 4, "sample_every": 8,
-        "checkpoint_every": 8}}, out="runs/r"), progress=False).run_dir
+        "checkpoint_every": 8}}, out=out), progress=False).run_dir
 
 
 @pytest.fixture
 def gan2d_run() -> Path:
     return train_gan2d()
 
+
+
+def add_metrics(monkeypatch: pytest.MonkeyPatch, **builders: Any) -> None:
+    """Register metric builders (by name, ``-`` for ``_``) from a plugin 'fake' in the shared manager, for one test."""
+    from gancore.plugins import get_manager
+    from gancore.registry import Entry
+
+    reg = get_manager().registries.metrics
+    for name, builder in builders.items():
+        name = name.replace("_", "-")
+        monkeypatch.setitem(reg._entries, name, Entry(name, builder, None, "fake", ""))

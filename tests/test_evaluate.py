@@ -9,7 +9,7 @@ import gancore
 from gancore.errors import GanError
 from gancore.evaluate import evaluate
 from gancore.runs import open_run
-from tests.conftest import BrokenMetric, train_gan2d, with_broken_metric
+from tests.conftest import BrokenMetric, add_metrics, train_gan2d, with_broken_metric
 
 
 def test_evaluate_run_scores_writes_the_report_and_notes_what_it_skipped(trained_run, tmp_path, monkeypatch):
@@ -78,3 +78,35 @@ def test_evaluate_run_where_every_metric_fails_is_an_error_and_writes_no_report(
     assert not (gan2d_run / "eval").exists()
     with pytest.raises(RuntimeError, match="boom"):  # without a `failed` record, the error is the caller's
         evaluate(open_run(gan2d_run), {"broken": BrokenMetric()})
+
+
+class _AppliesRaises(BrokenMetric):
+    def applies(self, state):
+        raise KeyError("data")
+
+
+def _raise():
+    raise RuntimeError("no weights")
+
+
+def test_a_metric_registered_as_a_plain_callable_fits_every_run(gan2d_run, monkeypatch):
+    add_metrics(monkeypatch, plain=lambda: (lambda run: {"v": 1.0}))  # as gan_register_metrics describes it
+    res = gancore.evaluate_run(gan2d_run)
+    assert res.results["plain/v"] == 1.0 and res.results["modes/modes_total"] == 8.0
+
+
+def test_a_metric_whose_plugin_raises_while_setting_up_is_skipped_and_refused_when_named(gan2d_run, monkeypatch,
+                                                                                          capsys):
+    add_metrics(monkeypatch, bad_build=_raise, bad_value=lambda: 3, bad_applies=_AppliesRaises)
+    notes: list[str] = []
+    res = gancore.evaluate_run(gan2d_run, note=notes.append)
+    assert "modes/modes_total" in res.results and not res.failed
+    assert notes == ["bad-applies: skipped; plugin 'fake' raised KeyError: 'data' while setting it up",
+                     "bad-build: skipped; plugin 'fake' raised RuntimeError: no weights while setting it up",
+                     "bad-value: skipped; its builder returned a int, not a gancore.components.Metric or a "
+                     "callable (plugin 'fake')"]
+    with pytest.raises(GanError, match=r"metric 'bad-build' cannot run here: plugin 'fake' raised RuntimeError"):
+        gancore.evaluate_run(gan2d_run, metrics=["bad-build"])
+    capsys.readouterr()
+    train_gan2d("runs/again")  # training with train.eval_every goes on, and says what it left out
+    assert "train.eval_every: metric 'bad-build' skipped; plugin 'fake' raised" in capsys.readouterr().err

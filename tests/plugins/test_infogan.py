@@ -354,3 +354,12 @@ def test_lambda_aug_needs_images():
     assert reg.check(None, {"shape": [1, 28, 28]}) is None  # type: ignore[arg-type]
     assert "lambda_aug=0" in reg.check(None, {"shape": [2]})  # type: ignore[arg-type]
     assert mi.MutualInfo(mi.MutualInfoConfig()).check(None, {"shape": [2]}) is None  # type: ignore[arg-type]
+
+
+def test_infogan_codes_asked_of_an_export_says_to_give_the_run_folder(export):
+    import gancore
+    from gancore.errors import GanError
+
+    with pytest.raises(GanError, match=r"metric 'infogan-codes' does not fit this exported model \(plugin 'infogan'"
+                                       r".*it reads the run's other networks, so give gan eval the run folder"):
+        gancore.evaluate_run(export / "generator.onnx", metrics=["infogan-codes"])
