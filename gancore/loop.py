@@ -248,11 +248,13 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         # ------------------------------------------------------------ log and health check (the only host sync)
         last = state.step == total_steps
         ckpt_due = state.step % cfg["checkpoint_every"] == 0 or last
-        if state.step % cfg["log_every"] == 0 or last or ckpt_due:
+        log_due = state.step % cfg["log_every"] == 0 or last
+        if log_due or ckpt_due:
             means, problem = window.summary()
             if problem is None and ckpt_due and (role := nonfinite_weights(nets)) is not None:
                 problem = Problem(f"{role} weights", state.step)
-            window.clear()
+            if log_due or problem is not None:  # a checkpoint alone checks the window, and leaves the log its means
+                window.clear()
             if distributed.any_flag(problem is not None, world, state.device) and problem is None:
                 problem = Problem("another process's losses or weights", state.step)  # all ranks act together
             if problem is not None:
@@ -260,7 +262,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 _diverged(state, problem, bar)  # raises, or rolls back to the last good checkpoint
                 t_last, step_last = time.perf_counter(), state.step
                 continue
-            if (state.step % cfg["log_every"] == 0 or last) and main:
+            if log_due and main:
                 now = time.perf_counter()
                 line: dict[str, Any] = {"step": state.step, **means}
                 line["images_per_s"] = (state.step - step_last) * cfg["batch_size"] * k / max(now - t_last, 1e-9)

@@ -17,6 +17,19 @@ def losses(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_each_log_line_averages_every_step_since_the_last_whatever_the_checkpoints():
+    def run(out, every):
+        cfg = {"device": "cpu", "data": {"points": 512}, "regularizers": {"r1": {"every": 3}},
+               "train": {"steps": 8, "batch_size": 64, "log_every": 4, "checkpoint_every": every, "sample_every": 8}}
+        log = losses(train(prepare("gan2d", cfg, out=out), progress=False).run_dir)
+        return [{k: v for k, v in line.items() if k not in ("images_per_s", "time_s")} for line in log
+                if "d_adv" in line]
+
+    plain = run("runs/plain", 8)
+    assert [line["step"] for line in plain] == [4, 8] and all("d_r1" in line for line in plain)  # lazy R1 at 3, 6
+    assert run("runs/checkpointed", 3) == plain  # checkpoints at 3 and 6 check the window, not clear it
+
+
 def test_a_run_writes_config_log_samples_and_checkpoints():
     state = train(prepare("dcgan", tiny(), out="runs/a"), progress=False)
     run = state.run_dir
