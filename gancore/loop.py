@@ -122,6 +122,21 @@ def _set_aside_later(folder: Path, ckpt: Path) -> None:
             os.rename(c, aside / c.name)
 
 
+def _logged_time(path: Path, step: int) -> float:
+    """The training time the log had reached by ``step`` (0 for a new run): a resumed run's clock goes on from it."""
+    if not path.exists():
+        return 0.0
+    times = [0.0]
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "time_s" in entry and entry.get("step", 0) <= step:
+            times.append(float(entry["time_s"]))
+    return max(times)
+
+
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint we resume from, so the log reads as one run."""
     if not path.exists():
@@ -199,6 +214,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     if cfg["eval_every"] and main and not metrics:
         bar.note("train.eval_every: no registered metric fits this run, so nothing is evaluated during training")
     t_start, step_start = time.perf_counter(), state.step
+    t_before = _logged_time(log_path, state.step) if main else 0.0
     t_last, step_last = t_start, state.step
 
     while state.step < total_steps:
@@ -266,7 +282,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 now = time.perf_counter()
                 line: dict[str, Any] = {"step": state.step, **means}
                 line["images_per_s"] = (state.step - step_last) * cfg["batch_size"] * k / max(now - t_last, 1e-9)
-                line["time_s"] = now - t_start
+                line["time_s"] = t_before + now - t_start
                 _append(log_path, line)
                 rate = (state.step - step_start) / max(now - t_start, 1e-9)
                 bar.update(state.step, line, (total_steps - state.step) / max(rate, 1e-9))

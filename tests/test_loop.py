@@ -84,6 +84,8 @@ def test_resume_reproduces_the_uninterrupted_run_exactly():
     train(resumed, progress=False)
     assert losses(first.run_dir) == [{**x, "images_per_s": y["images_per_s"], "time_s": y["time_s"]}
                                      for x, y in zip(full, losses(first.run_dir), strict=True)]
+    times = [x["time_s"] for x in losses(first.run_dir)]
+    assert times == sorted(times) and times[2] > times[1]  # the resumed run's clock goes on from step 4's
 
 
 def test_resume_drops_log_lines_written_after_the_checkpoint():
