@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -233,6 +234,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where} expects a number, got {value!r}")
+        if not math.isfinite(value):  # a range check written `x < 0` lets NaN through, and the run dies at step 1
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):

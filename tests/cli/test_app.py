@@ -97,6 +97,8 @@ def test_config_file(tmp_path):
          r"does not divide into packs of 3"),
         (["--resume", "runs/none"], r"not a gancore run folder"),
         (["--plugin", "dcgan", "--out", ""], r"--out is empty; name the run folder to create, or leave --out off"),
+        (["--plugin", "gan2d", "--set", "regularizers.r1.gamma=nan"], r"gamma must be a finite number, got nan"),
+        (["--plugin", "dcgan", "--set", "train.lr_d=inf"], r"lr_d must be a finite number, got inf"),
     ],
 )
 def test_bad_train_input(args, pattern):
