@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import tomllib
 import types
 import typing
@@ -154,11 +155,23 @@ def merge(base: dict[str, Any], over: Mapping[str, Any],
     return out
 
 
-def parse_value(text: str) -> Any:
-    """A ``--set`` value: a TOML literal (1, 0.5, true, "x", [1, 2]) or else the bare string."""
+_DECIMAL = re.compile(r"[+-]?(\d*\.\d+|\d+\.)([eE][+-]?\d+)?")  # .9 or 1.: TOML wants 0.9 and 1.0
+
+
+def parse_value(text: str, key: str = "value") -> Any:
+    """A ``--set`` value: a TOML literal (1, 0.5, true, "x", [1, 2]) or else the bare string; a list, table,
+    quoted string or number that is not valid TOML is an error rather than a string that then fails a type check."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as e:
+        if text[:1] in "[{\"'" and text:
+            why = str(e).split(" (at ", 1)[0]  # its position counts a prefix the user never typed
+            raise ConfigError(f"--set {key}={text}: not a valid TOML value ({why}); quote the strings inside a "
+                              f"list or table and close what you open, e.g. --set '{key}=[\"generator\"]'") from None
+        if _DECIMAL.fullmatch(text):
+            fixed = re.sub(r"\.(?!\d)", ".0", re.sub(r"(?<!\d)\.", "0.", text))
+            raise ConfigError(f"--set {key}={text}: write the number with digits on both sides of the point, "
+                              f"e.g. {fixed}") from None
         return text
 
 
@@ -176,7 +189,7 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part!r} is set both as a value and as a section")
-        node[parts[-1]] = parse_value(value.strip())
+        node[parts[-1]] = parse_value(value.strip(), key)
     return out
 
 

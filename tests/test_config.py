@@ -19,6 +19,16 @@ def test_parse_value_reads_toml_literals_and_falls_back_to_strings():
     assert parse_value("fashion-mnist") == "fashion-mnist"
 
 
+@pytest.mark.parametrize("text, pattern", [
+    ("[generator]", r"--set k=\[generator\]: not a valid TOML value \(Invalid value\); quote the strings inside"),
+    ("{a = b}", r"not a valid TOML value"), ('"open', r"not a valid TOML value \(Unterminated string\)"),
+    (".9", r"--set k=\.9: write the number with digits on both sides of the point, e\.g\. 0\.9$"),
+    ("-.5", r"e\.g\. -0\.5$"), ("1.", r"e\.g\. 1\.0$"), ("1.e3", r"e\.g\. 1\.0e3$")])
+def test_a_value_that_looks_like_toml_but_is_not_is_an_error_not_a_string(text, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        parse_value(text, "k")
+
+
 def test_parse_sets_nests_dotted_keys():
     assert parse_sets(["generator.width=64", "seed=3", "train.lr_g=1e-3"]) == {
         "generator": {"width": 64}, "seed": 3, "train": {"lr_g": 1e-3}}
