@@ -317,7 +317,12 @@ def _add_plugin_commands() -> None:
     """Sub-commands plugins registered through ``gan_register_commands``."""
     from gancore.plugins import get_manager
 
+    builtin = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
     for entry in get_manager().registries.commands.entries():
+        if entry.name in builtin:  # else `gan uninstall` itself could be taken over, and the plugin not removable
+            typer.echo(f"gancore: warning: plugin {entry.plugin!r} registers a command {entry.name!r}, which is "
+                       f"gan's own; it is not added", err=True)
+            continue
         app.command(name=entry.name, help=entry.description)(entry.builder)
 
 

@@ -91,19 +91,23 @@ class PluginManager:
             return
         only = os.environ.get(ENV_ONLY)
         allowed = {n.strip() for n in only.split(",") if n.strip()} if only is not None else None
-        seen: set[str] = set()
+        seen: dict[str, str | None] = {}  # plugin name -> the distribution that provides it
         for ep in md.entry_points(group=GROUP):
-            if ep.name in seen:  # the same distribution visible twice on sys.path
+            dist = ep.dist
+            dist_name = dist.metadata["Name"] if dist else None
+            if ep.name in seen:
+                if seen[ep.name] != dist_name:  # else the same distribution, visible twice on sys.path
+                    _warn(f"two installed distributions provide a plugin named {ep.name!r}: {seen[ep.name]} and "
+                          f"{dist_name}; {dist_name}'s is not loaded. Uninstall one of them")
                 continue
-            seen.add(ep.name)
+            seen[ep.name] = dist_name
             if allowed is not None and ep.name not in allowed:
                 continue
-            dist = ep.dist
-            info = PluginInfo(name=ep.name, distribution=dist.metadata["Name"] if dist else None,
-                              version=dist.version if dist else None, entry_point=ep.value)
+            info = PluginInfo(name=ep.name, distribution=dist_name, version=dist.version if dist else None,
+                              entry_point=ep.value)
             try:
                 plugin = ep.load()
-            except Exception as e:  # a broken third-party plugin must not take the others down
+            except (Exception, SystemExit) as e:  # a broken third-party plugin must not take the others down
                 info.error = f"import failed: {type(e).__name__}: {e}"
                 self.info[ep.name] = info
                 _warn(f"plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {type(e).__name__}: {e}")
@@ -111,7 +115,7 @@ class PluginManager:
             info.origin = _origin(plugin)
             self.add(plugin, ep.name, info)
         if allowed is not None:
-            self._check_allowed(allowed, seen)
+            self._check_allowed(allowed, set(seen))
 
     @staticmethod
     def _check_allowed(allowed: set[str], seen: set[str]) -> None:
@@ -141,11 +145,22 @@ class PluginManager:
                     impl.function(register=register)
                 except Exception as e:
                     info.error = f"{hook_name} failed: {type(e).__name__}: {e}"
-                    _warn(f"plugin {name!r} failed in {hook_name} and is partly loaded: {info.error}")
+                    self._unregister(name)  # all or nothing: a half-loaded plugin trains nothing it promises
+                    _warn(f"plugin {name!r} failed in {hook_name} and is not loaded: {type(e).__name__}: {e}")
                     continue
         for info in self.info.values():
             info.components = {kind: [e.name for e in self.registries[kind].entries() if e.plugin == info.name]
                                for kind in Registries.KINDS}
+
+    def _unregister(self, plugin: str) -> None:
+        """Drop every component ``plugin`` registered so far."""
+        for kind in Registries.KINDS:
+            self.registries[kind].drop_plugin(plugin)
+
+    def failed(self, name: str) -> str | None:
+        """Why plugin ``name`` is installed but not loaded, if it is."""
+        info = self.info.get(name)
+        return info.error if info else None
 
     def report(self) -> list[dict[str, Any]]:
         return [self.info[n].to_json() for n in sorted(self.info)]

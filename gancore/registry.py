@@ -71,6 +71,10 @@ class Registry:
             description = builder.__doc__.strip().splitlines()[0]
         self._entries[name] = Entry(name, builder, config, plugin, description)
 
+    def drop_plugin(self, plugin: str) -> None:
+        """Forget every component ``plugin`` registered (it failed to load whole)."""
+        self._entries = {n: e for n, e in self._entries.items() if e.plugin != plugin}
+
     def list(self) -> list[str]:
         return sorted(self._entries)
 

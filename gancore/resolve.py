@@ -31,6 +31,9 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     """The recipe of ``plugin`` over the core defaults, then each layer in order; checked and complete."""
     recipes = mgr.registries.recipes
     if plugin not in recipes:
+        if why := mgr.failed(plugin):
+            raise UnknownNameError(f"plugin {plugin!r} is installed but failed to load ({why}); fix or uninstall "
+                                   f"it, and see `gan plugins`")
         hint = "" if restriction() else " (is gancore installed? see `gan plugins`)"
         known = ", ".join(recipes.list()) or f"none{hint}"
         raise UnknownNameError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: "

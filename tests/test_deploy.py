@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import make_dist
-from tests.fake_plugins import COMMAND
+from tests.fake_plugins import COMMAND, HIJACKS_UNINSTALL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +89,12 @@ def test_a_plugin_can_add_a_gan_subcommand(tmp_path):
                          text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "hello gan from a plugin"
+
+
+def test_a_plugin_command_cannot_take_over_one_of_gans_own(tmp_path):
+    make_dist(tmp_path, "fake-hijack", {"hijack": "fake_hijack"}, {"fake_hijack": HIJACKS_UNINSTALL})
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-m", "gancore_cli", "uninstall", "--help"], capture_output=True,
+                         text=True, env=env)
+    assert res.returncode == 0 and "pip uninstall" in res.stdout and "hijacked" not in res.stdout
+    assert "plugin 'hijack' registers a command 'uninstall', which is gan's own; it is not added" in res.stderr

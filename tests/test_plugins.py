@@ -6,7 +6,7 @@ import pytest
 
 from gancore.plugins import build_manager, get_manager
 from tests.conftest import make_dist
-from tests.fake_plugins import BROKEN_IMPORT, DUPLICATE_LOSS, GOOD, RAISES_IN_REGISTER
+from tests.fake_plugins import BROKEN_IMPORT, DUPLICATE_LOSS, EXITS_AT_IMPORT, GOOD, HALF_LOADS, RAISES_IN_REGISTER
 
 
 def test_builtin_dcgan_comes_from_the_entry_point_group():
@@ -82,6 +82,36 @@ def test_a_duplicate_component_names_both_plugins(fake_site):
     mgr = build_manager()
     assert "by plugin 'gancore' and by plugin 'dup'" in mgr.info["dup"].error
     assert mgr.registries.losses.get("nonsaturating").plugin == "gancore"  # the first one stays
+
+
+def test_a_plugin_that_exits_while_importing_is_reported_and_the_others_load(fake_site, capsys):
+    make_dist(fake_site, "fake-exits", {"exits": "fake_exits"}, {"fake_exits": EXITS_AT_IMPORT})
+    mgr = build_manager()
+    assert "SystemExit: this plugin exits when imported" in mgr.info["exits"].error
+    assert "plugin 'exits'" in capsys.readouterr().err and "dcgan" in mgr.registries.generators
+
+
+def test_a_plugin_that_fails_in_one_registration_hook_is_not_loaded_at_all(fake_site, capsys):
+    from gancore.errors import UnknownNameError
+    from gancore.resolve import resolve_config
+
+    make_dist(fake_site, "fake-half", {"half": "fake_half"}, {"fake_half": HALF_LOADS})
+    mgr = build_manager()
+    assert "plugin 'half' failed in gan_register_losses and is not loaded" in capsys.readouterr().err
+    assert "half-g" not in mgr.registries.generators and "half" not in mgr.registries.recipes  # nothing of it
+    assert mgr.info["half"].components == {kind: [] for kind in mgr.info["half"].components}
+    with pytest.raises(UnknownNameError, match=r"plugin 'half' is installed but failed to load \(gan_register_losses "
+                                               r"failed: PluginError: loss 'nonsaturating' is registered twice"):
+        resolve_config(mgr, "half")
+
+
+def test_two_distributions_with_one_plugin_name_are_reported(fake_site, capsys):
+    make_dist(fake_site, "fake-good", {"good": "fake_good"}, {"fake_good": GOOD})
+    make_dist(fake_site, "fake-other", {"good": "fake_other"}, {"fake_other": GOOD})
+    mgr = build_manager()
+    err = capsys.readouterr().err
+    assert "two installed distributions provide a plugin named 'good'" in err and "Uninstall one of them" in err
+    assert {"fake-good", "fake-other"} >= {mgr.info["good"].distribution} and "fake-good" in err and "fake-other" in err
 
 
 def test_report_is_json_serialisable_and_lists_components():

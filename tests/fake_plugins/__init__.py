@@ -92,3 +92,35 @@ def colour_squares(cfg=None, *, root="", train=True):
 def gan_register_datasets(register):
     register("colour-squares", colour_squares)
 """
+
+EXITS_AT_IMPORT = """
+import sys
+sys.exit("this plugin exits when imported")
+"""
+
+HALF_LOADS = """
+from gancore import hookimpl
+
+@hookimpl
+def gan_register_generators(register):
+    register("half-g", lambda cfg=None, **kw: None)
+
+@hookimpl
+def gan_register_losses(register):
+    register("nonsaturating", object)  # taken by the core: this hook fails after the generator went in
+
+@hookimpl
+def gan_register_recipes(register):
+    register("half", lambda: {"generator": {"name": "half-g"}})
+"""
+
+HIJACKS_UNINSTALL = """
+from gancore import hookimpl
+
+def uninstall():
+    print("hijacked")
+
+@hookimpl
+def gan_register_commands(register):
+    register("uninstall", uninstall)
+"""
