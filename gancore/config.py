@@ -131,7 +131,7 @@ def default_config() -> dict[str, Any]:
         "data": dataclasses.asdict(DataConfig()),
         "generator": {},
         "discriminator": {},
-        "sampler": {},
+        "sampler": {"name": "normal"},  # z ~ N(0, I), 100 dimensions: what a recipe gets unless it says otherwise
         "loss": {"name": "nonsaturating"},
         "regularizers": {},
         "networks": {},

@@ -42,7 +42,9 @@ def gan_register_generators(register: Register) -> None:
 
     :param register: ``register(name, builder, config=Cfg)``. ``builder(cfg, latent=..., data=...)``
         returns a ``torch.nn.Module`` whose ``forward(**latent)`` takes the sampler's named latent
-        tensors and returns a batch in the dataset's layout (``data.shape``, ``data.value_range``).
+        tensors and returns a batch in the dataset's layout. ``latent`` is the sampler's tuple of
+        :class:`gancore.components.LatentSpec`; ``data`` is a dict (``data["shape"]``, ``data["value_range"]``,
+        ``data["kind"]``: ``image``, ``points`` or ``sequence``, and ``classes``, ``vocab`` where the data has them).
     """
 
 
@@ -170,7 +172,9 @@ def gan_train_pictures(state: TrainState, folder: Path) -> list[Path] | None:
     :param state: the run's training state; networks are in training mode (use
         :func:`gancore.sampling.eval_mode`).
     :param folder: the run's ``samples/`` folder; name files with ``state.step`` so they do not overwrite.
-    :return: the files written, or None when the run is not the plugin's.
+    :return: the files written, or None when the run is not the plugin's. Tell by the run's networks (a
+        component of yours among ``state.nets``, as bigan looks for its encoder), not by
+        ``state.config["plugin"]``: that names the recipe, and components mix across recipes.
     """
 
 
@@ -201,5 +205,6 @@ def gan_export_extra(state: TrainState) -> dict[str, Any] | None:
     """Extra models to export beside the generator (a classifier, an encoder, a Q head).
 
     :param state: the trained run, networks loaded and in eval mode.
-    :return: ``{file stem: gancore.components.ExportModel}`` or None.
+    :return: ``{file stem: gancore.components.ExportModel}``, or None when the run has none of the plugin's
+        networks (see :func:`gan_train_pictures`).
     """

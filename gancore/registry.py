@@ -7,6 +7,7 @@ its names, and builds a component from a typed keyword-only config dataclass.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,13 +113,31 @@ class Registry:
         entry = self.get(name)
         opts = self.options(name, params, where=where)
         if entry.config is None:
+            _check_call(entry, self.one, (), extra)
             return entry.builder(**extra)
         where = f"{where or self.one} {name!r}"
         cfg = entry.config(**opts)
+        _check_call(entry, self.one, (cfg,), extra)
         try:
             return entry.builder(cfg, **extra)
         except ValueError as e:  # a builder's own check of its inputs, e.g. an image size it cannot make
             raise ConfigError(f"{where}: {e}") from None
+
+
+def _check_call(entry: Entry, one: str, args: tuple[Any, ...], extra: Mapping[str, Any]) -> None:
+    """Refuse a builder whose signature does not take what gancore passes it, naming its plugin, before the
+    call: else the TypeError would read as a bug of gancore's."""
+    try:
+        sig = inspect.signature(entry.builder)
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    try:
+        sig.bind(*args, **extra)
+    except TypeError as e:
+        passed = ", ".join(["cfg"] * len(args) + [f"{k}=..." for k in extra])
+        raise PluginError(f"{one} {entry.name!r} of plugin {entry.plugin!r}: its builder cannot be called as "
+                          f"gancore calls it, builder({passed}): {e}; see the hook's docstring in "
+                          f"gancore/hookspecs.py") from None
 
 
 class Registries:

@@ -64,3 +64,18 @@ def test_bad_params_are_refused(params, message):
 def test_config_must_be_a_dataclass():
     with pytest.raises(PluginError, match="must be a dataclass"):
         Registry("losses").register("x", build, config=dict, plugin="p")
+
+
+def test_a_builder_that_cannot_take_what_gancore_passes_is_refused_naming_its_plugin():
+    def no_data(cfg: Cfg, *, latent):
+        raise AssertionError("never called")
+
+    reg = Registry("generators")
+    reg.register("g", no_data, config=Cfg, plugin="mine")
+    with pytest.raises(PluginError, match=r"generator 'g' of plugin 'mine': its builder cannot be called as gancore "
+                                          r"calls it, builder\(cfg, latent=\.\.\., data=\.\.\.\): got an unexpected "
+                                          r"keyword argument 'data'"):
+        reg.build("g", {}, latent=(), data={})
+    reg.register("m", lambda run: None, plugin="mine")  # a metric builder wants no argument
+    with pytest.raises(PluginError, match=r"builder\(\): missing a required argument: 'run'"):
+        reg.build("m")
