@@ -291,6 +291,50 @@ def _check_destination(dest: Path, force: bool) -> None:
                           f"export folder, so nothing was changed. Choose another --out")
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _tidy(dest: Path) -> None:
+    """Clear what an export into ``dest`` that was killed midway left beside it: its hidden temporary folder,
+    and an earlier export set aside for a swap that never finished (put back if ``dest`` is missing). Only
+    folders of processes that are gone are touched, so a concurrent export keeps its own."""
+    if not dest.parent.is_dir():
+        return
+    for p in dest.parent.iterdir():
+        for prefix in (f".tmp-{dest.name}-", f".old-{dest.name}-"):
+            pid = p.name[len(prefix):]
+            if not (p.name.startswith(prefix) and pid.isdigit()) or _alive(int(pid)):
+                continue
+            if prefix.startswith(".old-") and not dest.exists():
+                os.rename(p, dest)
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, deepest first, to remove on failure."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            break  # not empty (another export landed there), or gone
+
+
 def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str | Path | None = None,
                force: bool = False, checkpoint: str | None = None, live: bool = False) -> Path:
     """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder. ``live``: a run
@@ -300,6 +344,7 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
     run = Path(run)
     dest = Path(out) if out else EXPORT_DIR / run.resolve().name
+    _tidy(dest)
     _check_destination(dest, force)
     state = open_run(run, checkpoint=checkpoint, device="cpu", live=live)
     models = {"generator": generator_model(state)}
@@ -312,8 +357,9 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
               "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
 
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
+    created: list[Path] = []
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        created = _make_parents(dest.parent)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         card: dict[str, Any] = {**common, "models": {}}
@@ -336,9 +382,11 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
         swap_into_place(tmp, dest)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
         raise ExportError(f"could not write the export into {dest.parent}: {e.strerror or e}; nothing was "
                           f"exported. Free disk space or choose a writable --out") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
         raise
     return dest

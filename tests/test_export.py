@@ -249,6 +249,35 @@ def test_a_parity_failure_leaves_nothing_behind(trained_run, tmp_path, monkeypat
     assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
 
 
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_failed_export_removes_the_folders_it_created(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "TOLERANCE", -1.0)
+    with pytest.raises(ExportError, match="nothing was exported"):
+        export_run(trained_run, ["onnx"], out=tmp_path / "new" / "deeper" / "e")
+    assert os.listdir(tmp_path) == []
+
+
+def test_leftovers_of_a_killed_export_are_cleared_and_a_set_aside_export_put_back(trained_run, tmp_path):
+    dead = _dead_pid()
+    (tmp_path / f".tmp-e-{dead}").mkdir()  # killed while writing
+    (tmp_path / f".tmp-e-{os.getpid()}").mkdir()  # this process's own: a live export's, kept
+    (tmp_path / f".tmp-e2-{dead}").mkdir()  # another destination's: not this export's business
+    aside = tmp_path / f".old-e-{dead}"  # killed between the two renames of a --force swap
+    aside.mkdir()
+    (aside / "card.json").write_text("{}")
+    with pytest.raises(ExportError, match="already exists"):  # the earlier export is back, so not overwritten
+        export_run(trained_run, ["onnx"], out=tmp_path / "e")
+    assert sorted(os.listdir(tmp_path)) == sorted(["e", f".tmp-e-{os.getpid()}", f".tmp-e2-{dead}"])
+    assert (tmp_path / "e" / "card.json").read_text() == "{}"
+
+
 def test_an_existing_export_is_not_overwritten(trained_run, tmp_path):
     dest = export_run(trained_run, ["onnx"], out=tmp_path / "e")
     stamp = (dest / "generator.onnx").stat().st_mtime_ns
