@@ -7,8 +7,13 @@ import numpy as np
 import onnxruntime as ort
 
 path, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if n < 1:
+    sys.exit(f"N must be 1 or more, got {n}")
+ort.set_default_logger_severity(4)  # quiet where CUDA is missing: the CPU provider takes over, as printed below
 sess = ort.InferenceSession(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
 meta = {k[8:]: json.loads(v) for k, v in sess.get_modelmeta().custom_metadata_map.items() if k.startswith("gancore.")}
+if meta.get("kind") != "generator":  # an export folder also holds encoders, classifiers, Q heads
+    sys.exit(f"{path} is not a gancore generator ({meta.get('kind', 'no gancore metadata')}); give generator.onnx")
 rng, feeds = np.random.default_rng(0), {}
 for spec in meta["inputs"]:  # every input's shape and distribution is in the model
     shape = (n, *spec["shape"])

@@ -39,6 +39,7 @@ def test_the_deployment_example_runs_without_torch_or_gancore(exported, tmp_path
     out = tmp_path / "strip.pgm"
     res = _example(exported / "generator.onnx", 5, out)
     assert "5 samples from dcgan on" in res.stdout
+    assert res.stderr == ""  # no onnxruntime log lines about a CUDA provider this machine cannot start
     header = out.read_bytes()[:16]
     assert header.startswith(b"P5 140 28 255\n")  # 5 images of 28 px side by side
 
@@ -74,6 +75,21 @@ def test_the_deployment_example_refuses_a_text_model(tmp_path):
     assert res.returncode == 1 and "generates sequence, not images or points; for text use deploy_text_onnx.py" \
         in res.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_the_deployment_example_refuses_a_model_that_is_not_a_generator_and_a_bad_n(tmp_path):
+    from gancore.export import export_run
+    from gancore.loop import prepare, train
+    from tests.conftest import tiny
+
+    state = train(prepare("bigan", tiny(), out=str(tmp_path / "run")), progress=False)
+    folder = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp")
+    for model, n, message in [(folder / "encoder.onnx", "4", "is not a gancore generator (encoder); give generator.onnx"),
+                              (folder / "generator.onnx", "0", "N must be 1 or more, got 0")]:
+        res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"), str(model), n,
+                              str(tmp_path / "x.pgm")], capture_output=True, text=True)
+        assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "x.pgm").exists()
 
 
 def test_the_deployment_readme_shows_the_tested_script_as_it_is():
