@@ -84,8 +84,9 @@ def test_the_deployment_example_refuses_a_model_that_is_not_a_generator_and_a_ba
 
     state = train(prepare("bigan", tiny(), out=str(tmp_path / "run")), progress=False)
     folder = export_run(state.run_dir, ["onnx"], out=tmp_path / "exp")
-    for model, n, message in [(folder / "encoder.onnx", "4", "is not a gancore generator (encoder); give generator.onnx"),
-                              (folder / "generator.onnx", "0", "N must be 1 or more, got 0")]:
+    for model, n, message in [
+            (folder / "encoder.onnx", "4", "is not a gancore generator (encoder); give generator.onnx"),
+            (folder / "generator.onnx", "0", "N must be 1 or more, got 0")]:
         res = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "examples" / "deploy_onnx.py"), str(model), n,
                               str(tmp_path / "x.pgm")], capture_output=True, text=True)
         assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
