@@ -162,6 +162,8 @@ class OnnxModel:
 
     def __init__(self, path: str | Path, device: str = "auto", kind: str | None = "generator") -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ExportError(f"{str(self.path)!r} is a folder, not an ONNX model file; give the .onnx file in it")
         if not self.path.is_file():
             raise ExportError(f"model file {str(self.path)!r} does not exist")
         self.session = session(self.path, device)

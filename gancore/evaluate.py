@@ -200,6 +200,9 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
 
     target = Path(target)
     refuse_run_options_for_model(target, live, checkpoint)
+    if data_dir and not Path(data_dir).expanduser().is_dir():  # checked even where no chosen metric reads data
+        raise GanError(f"--data-dir {data_dir!r} does not exist or is not a folder; give the folder holding the "
+                       f"dataset's files")
     state: TrainState | OnnxSource
     if target.suffix == ".onnx":
         state = OnnxSource(target, device or "auto", data_dir or "")

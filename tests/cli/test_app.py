@@ -263,6 +263,17 @@ def test_eval_with_a_metric_that_fails_prints_and_saves_the_others_and_exits_1(g
     one_line_error(gan("eval", gan2d_run), r"^error: metric 'broken' failed: RuntimeError: boom$")
 
 
+def test_eval_refuses_a_missing_data_dir_even_where_no_metric_reads_data(gan2d_run, tmp_path):
+    one_line_error(gan("eval", gan2d_run, "--metric", "modes", "--data-dir", tmp_path / "nope"),
+                   r"--data-dir '.*nope' does not exist or is not a folder")
+
+
+def test_a_folder_named_like_a_model_is_said_to_be_a_folder(tmp_path):
+    (tmp_path / "dir.onnx").mkdir()
+    for command in ("sample", "eval"):
+        one_line_error(gan(command, tmp_path / "dir.onnx"), r"dir\.onnx' is a folder, not an ONNX model file")
+
+
 def test_eval_with_a_metric_that_does_not_fit(trained_run):
     one_line_error(gan("eval", trained_run, "--metric", "modes"), r"metric 'modes' does not fit this run")
 
