@@ -360,10 +360,12 @@ def _diverged(state: TrainState, problem: Problem, bar: Progress) -> None:
     msg = f"training diverged: {problem.what} became NaN or Inf at step {problem.step}; {where}"
     if cfg["on_nan"] != "rollback":
         raise DivergenceError(f"{msg}. Lower the learning rates (--set train.lr_d=...), or train with "
-                              f"--on-nan rollback")
+                              f"--on-nan rollback, in a new run (--resume keeps a run's saved config)")
     rollbacks = state.rollbacks
     if last_good is None or rollbacks > cfg["max_rollbacks"]:
-        why = "nothing to roll back to" if last_good is None else f"{cfg['max_rollbacks']} rollbacks did not help"
+        why = ("nothing to roll back to" if last_good is None else
+               "train.max_rollbacks is 0, so no rollback was tried" if not cfg["max_rollbacks"] else
+               f"{cfg['max_rollbacks']} rollbacks did not help")
         raise DivergenceError(f"{msg}; {why}, stopping")
     load_checkpoint(state, last_good)
     state.rollbacks = rollbacks  # the checkpoint predates this rollback

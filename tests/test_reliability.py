@@ -135,22 +135,23 @@ class Poison(Regularizer):
         return {"poison": torch.zeros(())}
 
 
-def nan_run(at_step, on_nan="stop", steps=8):
+def nan_run(at_step, on_nan="stop", steps=8, max_rollbacks=3):
     class Plugin:
         @hookimpl
         def gan_register_regularizers(self, register):
             register("poison", lambda: Poison(at_step))
 
     mgr = build_manager(extra=[("poison", Plugin())])
-    cfg = tiny(train={"steps": steps, "checkpoint_every": 2, "log_every": 4, "on_nan": on_nan},
-               regularizers={"poison": {}})
+    cfg = tiny(train={"steps": steps, "checkpoint_every": 2, "log_every": 4, "on_nan": on_nan,
+                      "max_rollbacks": max_rollbacks}, regularizers={"poison": {}})
     return prepare("dcgan", cfg, out="runs/nan", mgr=mgr)
 
 
 def test_a_nan_loss_stops_naming_the_step_and_term_and_keeps_the_last_good_checkpoint():
     state = nan_run(at_step=5)
     with pytest.raises(DivergenceError, match=r"loss term 'poison' became NaN or Inf at step 5; "
-                                              r"the last good checkpoint is .*step-0000004"):
+                                              r"the last good checkpoint is .*step-0000004\. Lower the learning "
+                                              r"rates .* in a new run \(--resume keeps a run's saved config\)"):
         train(state, progress=False)
     ckpts = sorted(p.name for p in (state.run_dir / "checkpoints").iterdir())
     assert ckpts == ["step-0000002", "step-0000004"]  # nothing written after the NaN
@@ -189,6 +190,11 @@ def test_rollback_reloads_the_last_good_checkpoint_lowers_the_lr_and_finishes():
     assert [x["step"] for x in log if "d_adv" in x] == [4, 8]
     saved = json.loads((state.run_dir / "checkpoints" / "step-0000008" / "state.json").read_text())
     assert saved["rollbacks"] == 1  # a resume keeps counting towards max_rollbacks
+
+
+def test_rollback_with_max_rollbacks_0_says_none_was_tried():
+    with pytest.raises(DivergenceError, match=r"train\.max_rollbacks is 0, so no rollback was tried, stopping"):
+        train(nan_run(at_step=5, on_nan="rollback", max_rollbacks=0), progress=False)
 
 
 def test_rollback_without_a_checkpoint_stops():
