@@ -48,7 +48,11 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
         replaced: list[tuple[str, dict[str, Any]]] = []
         cfg = merge(cfg, layer, replaced)
         for section, old in replaced:
-            if note := switch_note(section, old, layer[section]):
+            kind = SECTION_REGISTRY.get(section)
+            name = layer[section].get("name")
+            keys = (set(mgr.registries[kind].get(name).defaults()) if kind and name in mgr.registries[kind]
+                    else None)
+            if note := switch_note(section, old, layer[section], keys):
                 print(f"gancore: note: {note}", file=sys.stderr)
     cfg["plugin"] = plugin
     out = validate(mgr, cfg)
@@ -63,17 +67,21 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     return out
 
 
-def switch_note(section: str, old: dict[str, Any], new: dict[str, Any]) -> str | None:
+def switch_note(section: str, old: dict[str, Any], new: dict[str, Any], keys: set[str] | None = None) -> str | None:
     """What renaming component ``section`` from ``old`` to ``new`` dropped (``merge`` starts a renamed section
     afresh, since the old options belong to the old component), so a user who switches bigan's sampler to
-    ``normal`` learns that the recipe's ``dim = 50`` went with it; None when nothing was dropped."""
+    ``normal`` learns that the recipe's ``dim = 50`` went with it; None when nothing was dropped. ``keys``, the
+    new component's options where known, keeps the note from suggesting one it does not have."""
     dropped = {k: v for k, v in old.items() if k != "name" and k not in new}
     if not dropped:
         return None
     listed = ", ".join(f"{k}={v!r}" for k, v in dropped.items())
-    return (f"{section}.name={new['name']} replaces {old.get('name')!r} and drops its options {listed}; "
-            f"{new['name']!r} starts from its own defaults (set them again to keep them, e.g. "
-            f"--set {section}.{next(iter(dropped))}=...)")
+    head = f"{section}.name={new['name']} replaces {old.get('name')!r} and drops its options {listed}; "
+    again = [k for k in dropped if keys is None or k in keys]
+    if not again:
+        return head + f"{new['name']!r} has none of them and starts from its own defaults"
+    return head + (f"{new['name']!r} starts from its own defaults (set them again to keep them, e.g. "
+                   f"--set {section}.{again[0]}=...)")
 
 
 def check_keys(layer: dict[str, Any]) -> None:

@@ -75,6 +75,10 @@ def test_switching_a_component_says_which_options_it_dropped(capsys):
     assert cfg["sampler"]["dim"] == 50 and capsys.readouterr().err == ""
     resolve_config(mgr, "bigan", {"sampler": {"name": "uniform", "dim": 20}})  # same component: options merge
     assert capsys.readouterr().err == ""
+    resolve_config(mgr, "bigan", {"loss": {"name": "nonsaturating"}})  # none of bigan's options: none suggested
+    err = capsys.readouterr().err
+    assert "replaces 'bigan' and drops its options cycle_x=3.0" in err and "--set loss." not in err
+    assert "'nonsaturating' has none of them and starts from its own defaults" in err
 
 
 @pytest.mark.parametrize(
