@@ -309,6 +309,8 @@ def uninstall(
     yes: Annotated[bool, typer.Option("-y", "--yes")] = False,
 ) -> None:
     """pip uninstall plugins from the environment gan runs in."""
+    if not yes and not sys.stdin.isatty():  # pip would ask, read end-of-file, and print a traceback
+        raise GanError("gan uninstall asks before removing, and there is no terminal to answer on; pass -y")
     raise typer.Exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", *(["-y"] if yes else []),
                                       *packages]))
 

@@ -88,6 +88,8 @@ class PluginManager:
 
     def load_entry_points(self) -> None:
         if _disabled():
+            if os.environ.get(ENV_ONLY):
+                _warn(f"{ENV_ONLY} is ignored: {ENV_DISABLE}={os.environ[ENV_DISABLE]} loads no plugin at all")
             return
         only = os.environ.get(ENV_ONLY)
         allowed = {n.strip() for n in only.split(",") if n.strip()} if only is not None else None

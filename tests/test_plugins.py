@@ -25,11 +25,14 @@ def test_core_components_are_registered_under_gancore():
     assert mgr.registries.datasets.get("fashion-mnist").plugin == "gancore"
 
 
-def test_autoload_can_be_switched_off(monkeypatch):
+def test_autoload_can_be_switched_off(monkeypatch, capsys):
     monkeypatch.setenv("GANCORE_DISABLE_PLUGIN_AUTOLOAD", "1")
     mgr = build_manager()
     assert "dcgan" not in mgr.info and "dcgan" not in mgr.registries.generators
     assert "nonsaturating" in mgr.registries.losses  # the core's own components stay
+    monkeypatch.setenv("GANCORE_PLUGINS", "dcgan")
+    build_manager()
+    assert "GANCORE_PLUGINS is ignored: GANCORE_DISABLE_PLUGIN_AUTOLOAD=1 loads no plugin" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value, disabled", [("", False), ("0", False), ("False", False), ("off", False),

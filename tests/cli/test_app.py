@@ -99,6 +99,7 @@ def test_config_file(tmp_path):
         (["--plugin", "dcgan", "--out", ""], r"--out is empty; name the run folder to create, or leave --out off"),
         (["--plugin", "gan2d", "--set", "regularizers.r1.gamma=nan"], r"gamma must be a finite number, got nan"),
         (["--plugin", "dcgan", "--set", "train.lr_d=inf"], r"lr_d must be a finite number, got inf"),
+        (["--plugin", "dcgan", "--set", "train.sample_count=100000000"], r"sample_count must be at most 4096"),
     ],
 )
 def test_bad_train_input(args, pattern):
@@ -286,6 +287,10 @@ def test_sample_into_a_folder_is_a_clear_error(trained_run, tmp_path):
 
 def test_install_needs_a_package():
     one_line_error(gan("install"), r"name a package")
+
+
+def test_uninstall_without_a_terminal_needs_yes():
+    one_line_error(gan("uninstall", "gan-plugin-nothing"), r"no terminal to answer on; pass -y")  # CliRunner: no tty
 
 
 def test_ctrl_c_during_training_says_which_checkpoint_is_kept_and_how_to_go_on(monkeypatch):
