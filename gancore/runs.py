@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -81,6 +82,20 @@ def data_description(path: Path) -> dict[str, Any]:
     return info
 
 
+def _missing_plugins(path: Path, mgr: PluginManager) -> str:
+    """The plugins ``run.json`` says the run was trained with that are not loaded here, as a hint: a run folder
+    outlives the plugin that made it when that plugin is uninstalled or filtered out."""
+    try:
+        used = json.loads((path / "run.json").read_text()).get("plugins", {})
+    except (OSError, ValueError, AttributeError):
+        return ""
+    gone = {name: version for name, version in used.items() if name not in mgr.info or mgr.info[name].error}
+    if not gone:
+        return ""
+    listed = ", ".join(f"{name} {version}" if version else name for name, version in sorted(gone.items()))
+    return f". The run was trained with plugins not loaded here: {listed}; install them (see `gan plugins`)"
+
+
 def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None,
                     steps: int | None = None) -> dict[str, Any]:
     """A run folder's saved config, with ``device`` and ``steps`` overridden, checked as a new one would be."""
@@ -100,7 +115,8 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
     try:
         saved = validate(mgr, cfg)
     except (ConfigError, KeyError, TypeError) as e:
-        raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}") from None
+        raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}{_missing_plugins(path, mgr)}") \
+            from None
     if device:
         saved["device"] = device  # checked where the run is built, as for a new run
     if steps is None:

@@ -1,5 +1,6 @@
 """Checkpoints: atomic writes, keep-last-N, and corrupt or hostile files."""
 
+import json
 import os
 import pickle
 import shutil
@@ -99,3 +100,12 @@ def test_weights_of_another_architecture_are_refused(run):
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match=r"does not fit this run's generator: size mismatch for .*another run"):
         open_run(run.run_dir)
+
+
+def test_a_run_whose_plugin_is_gone_says_which_to_install(gan2d_run):
+    config, meta = gan2d_run / "config.json", gan2d_run / "run.json"
+    config.write_text(config.read_text().replace('"name": "mlp2d"', '"name": "mlp"', 1))
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "plugins": {"gan2d": "1", "lsgan": "0.1.0"}}))
+    with pytest.raises(CheckpointError, match=r"unknown generator 'mlp'.*The run was trained with plugins not "
+                                              r"loaded here: lsgan 0\.1\.0; install them"):
+        open_run(gan2d_run)
