@@ -10,7 +10,7 @@ from typing import Any
 
 from gancore.checkpoint import checkpoint_step, list_checkpoints, load_weights, read_json
 from gancore.config import merge
-from gancore.errors import CheckpointError, ConfigError
+from gancore.errors import CheckpointError, ConfigError, UnknownNameError
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import PluginManager, get_manager
 from gancore.resolve import validate
@@ -114,7 +114,7 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
     cfg = read_json(path / "config.json", "run config")
     try:
         saved = validate(mgr, cfg)
-    except (ConfigError, KeyError, TypeError) as e:
+    except (ConfigError, UnknownNameError, KeyError, TypeError) as e:
         raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}{_missing_plugins(path, mgr)}") \
             from None
     if device:
