@@ -55,11 +55,14 @@ def fail(msg: str, code: int = 2) -> None:
 
 
 @app.command()
-def plugins() -> None:
+def plugins(
+    options: Annotated[bool, typer.Option(help="Each component with its description and its --set options, "
+                                               "with their defaults.")] = False,
+) -> None:
     """Print installed plugins as JSON: distribution, version, origin and what each registered."""
     from gancore.plugins import get_manager
 
-    typer.echo(json.dumps(get_manager().report(), indent=2))
+    typer.echo(json.dumps(get_manager().report(options), indent=2, default=str))
 
 
 @app.command()

@@ -164,8 +164,17 @@ class PluginManager:
         info = self.info.get(name)
         return info.error if info else None
 
-    def report(self) -> list[dict[str, Any]]:
-        return [self.info[n].to_json() for n in sorted(self.info)]
+    def report(self, options: bool = False) -> list[dict[str, Any]]:
+        """Each plugin's info; with ``options``, each component as ``{name, description, options: {key: default}}``
+        (``None`` marks a required option) rather than its name alone."""
+        out = [self.info[n].to_json() for n in sorted(self.info)]
+        if options:
+            for plugin in out:
+                plugin["components"] = {
+                    kind: [{"name": e.name, "description": e.description, "options": e.defaults()}
+                           for e in self.registries[kind].entries() if e.name in names]
+                    for kind, names in plugin["components"].items()}
+        return out
 
 
 def _origin(plugin: object) -> str | None:

@@ -36,6 +36,14 @@ def test_plugins_prints_json():
     assert plugins["dcgan"]["components"]["generators"] == ["dcgan"]
 
 
+def test_plugins_options_lists_each_components_description_and_defaults():
+    res = gan("plugins", "--options")
+    assert res.exit_code == 0
+    plugins = {p["name"]: p for p in json.loads(res.stdout)}
+    (g,) = plugins["dcgan"]["components"]["generators"]
+    assert g["name"] == "dcgan" and g["description"].startswith("DCGAN generator") and g["options"]["width"] == 64
+
+
 def test_train_resume_sample_export_end_to_end(tmp_path):
     res = gan("train", "--plugin", "dcgan", "--steps", "2", "--quiet", "--out", "runs/e2e", *TINY_SETS)
     assert res.exit_code == 0, res.output
