@@ -101,14 +101,15 @@ def train(
              "with torchrun --nproc-per-node N instead")
 
     if resume is not None:
-        given = [plugin, set_, config, dataset, data_dir, batch_size, seed, out, on_nan]
+        given = [plugin, set_, config, dataset, data_dir, batch_size, seed, out]
         if any(g is not None and g != [] for g in given) or compile_:
-            fail("--resume continues a run with its saved config; only --steps, --device, --checkpoint and --nproc "
-                 "may be given with it")
+            fail("--resume continues a run with its saved config; only --steps, --device, --checkpoint, --on-nan "
+                 "and --nproc may be given with it")
         if launch:  # bad input fails here, in one line, not once per process inside torchrun's report
-            check_prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device, processes=nproc)
+            check_prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device, on_nan=on_nan,
+                                 processes=nproc)
             raise typer.Exit(_torchrun(nproc))
-        state = prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device)
+        state = prepare_resume(resume, steps=steps, checkpoint=checkpoint, device=device, on_nan=on_nan)
     else:
         if checkpoint is not None:
             fail("--checkpoint picks where --resume starts; it needs --resume RUN")

@@ -66,12 +66,13 @@ def check_prepare(plugin: str, *layers: dict[str, Any], out: str | None = None, 
 
 
 def check_prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str | None = None,
-                         device: str | None = None, processes: int = 1, mgr: PluginManager | None = None) -> None:
+                         device: str | None = None, on_nan: str | None = None, processes: int = 1,
+                         mgr: PluginManager | None = None) -> None:
     """Refuse what :func:`prepare_resume` would refuse about the run folder, the checkpoint and the steps (see
     :func:`check_prepare`); like it, first completes a checkpoint rewrite a crash interrupted, and changes nothing
     else."""
     path = Path(run)
-    cfg = load_run_config(path, mgr or get_manager(), device=device, steps=steps)
+    cfg = load_run_config(path, mgr or get_manager(), device=device, steps=steps, on_nan=on_nan)
     recover(path / "checkpoints")
     distributed.shard_batch(cfg["train"]["batch_size"], distributed.World(size=processes))
     step = checkpoint_step(pick_checkpoint(path, checkpoint))
@@ -84,11 +85,14 @@ def _reached(path: Path, step: int, steps: int) -> str:
 
 
 def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str | None = None,
-                   device: str | None = None, mgr: PluginManager | None = None) -> TrainState:
-    """Rebuild a run and restore its latest (or the named) checkpoint: weights, optimizers, RNGs, step."""
+                   device: str | None = None, on_nan: str | None = None,
+                   mgr: PluginManager | None = None) -> TrainState:
+    """Rebuild a run and restore its latest (or the named) checkpoint: weights, optimizers, RNGs, step.
+    ``steps`` and ``on_nan`` (``train.on_nan``, which changes nothing until a loss or weight goes non-finite)
+    may be changed, and are saved in the run's config."""
     path = Path(run)
     mgr = mgr or get_manager()
-    cfg = load_run_config(path, mgr, device=device, steps=steps)
+    cfg = load_run_config(path, mgr, device=device, steps=steps, on_nan=on_nan)
     main = distributed.env_rank() == 0  # rank 0 alone tidies the run folder and picks the checkpoint
     ckpt = None
     if main:
@@ -106,7 +110,7 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     if main:  # only once the checkpoint has loaded and there are steps to train: a refused resume moves nothing
         _set_aside_later(path / "checkpoints", ckpt)
         _truncate_log(path / "metrics.jsonl", state.step)
-        if steps is not None:
+        if steps is not None or on_nan is not None:
             write_json_atomic(path / "config.json", cfg)
     return state
 
@@ -359,8 +363,8 @@ def _diverged(state: TrainState, problem: Problem, bar: Progress) -> None:
     where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written before it"
     msg = f"training diverged: {problem.what} became NaN or Inf at step {problem.step}; {where}"
     if cfg["on_nan"] != "rollback":
-        raise DivergenceError(f"{msg}. Lower the learning rates (--set train.lr_d=...), or train with "
-                              f"--on-nan rollback, in a new run (--resume keeps a run's saved config)")
+        raise DivergenceError(f"{msg}. Go on with --resume RUN --on-nan rollback (from the last good checkpoint, "
+                              f"learning rates lowered), or train anew with lower ones (--set train.lr_d=...)")
     rollbacks = state.rollbacks
     if last_good is None or rollbacks > cfg["max_rollbacks"]:
         why = ("nothing to roll back to" if last_good is None else

@@ -97,8 +97,9 @@ def _missing_plugins(path: Path, mgr: PluginManager) -> str:
 
 
 def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None,
-                    steps: int | None = None) -> dict[str, Any]:
-    """A run folder's saved config, with ``device`` and ``steps`` overridden, checked as a new one would be."""
+                    steps: int | None = None, on_nan: str | None = None) -> dict[str, Any]:
+    """A run folder's saved config, with ``device``, ``steps`` and ``on_nan`` overridden, checked as a new one
+    would be."""
     if not is_run_dir(path):
         if path.is_dir():
             what = "is not a gancore run folder (no config.json and run.json)"
@@ -119,10 +120,11 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
             from None
     if device:
         saved["device"] = device  # checked where the run is built, as for a new run
-    if steps is None:
+    over = {k: v for k, v in (("steps", steps), ("on_nan", on_nan)) if v is not None}
+    if not over:
         return saved
-    # Checked apart from the saved config, so that a bad --steps is blamed, not the run.
-    return validate(mgr, merge(saved, {"train": {"steps": steps}}))
+    # Checked apart from the saved config, so that a bad --steps or --on-nan is blamed, not the run.
+    return validate(mgr, merge(saved, {"train": over}))
 
 
 def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: str | None = None,

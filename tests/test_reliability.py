@@ -22,7 +22,7 @@ import torch
 from gancore.components import Regularizer
 from gancore.errors import CheckpointError, ConfigError, ExportError, GanError
 from gancore.health import DivergenceError
-from gancore.loop import prepare, train
+from gancore.loop import prepare, prepare_resume, train
 from gancore.plugins import build_manager, hookimpl
 from gancore.runs import open_run
 from tests.conftest import make_dist, tiny
@@ -150,8 +150,8 @@ def nan_run(at_step, on_nan="stop", steps=8, max_rollbacks=3):
 def test_a_nan_loss_stops_naming_the_step_and_term_and_keeps_the_last_good_checkpoint():
     state = nan_run(at_step=5)
     with pytest.raises(DivergenceError, match=r"loss term 'poison' became NaN or Inf at step 5; "
-                                              r"the last good checkpoint is .*step-0000004\. Lower the learning "
-                                              r"rates .* in a new run \(--resume keeps a run's saved config\)"):
+                                              r"the last good checkpoint is .*step-0000004\. Go on with --resume "
+                                              r"RUN --on-nan rollback"):
         train(state, progress=False)
     ckpts = sorted(p.name for p in (state.run_dir / "checkpoints").iterdir())
     assert ckpts == ["step-0000002", "step-0000004"]  # nothing written after the NaN
@@ -190,6 +190,19 @@ def test_rollback_reloads_the_last_good_checkpoint_lowers_the_lr_and_finishes():
     assert [x["step"] for x in log if "d_adv" in x] == [4, 8]
     saved = json.loads((state.run_dir / "checkpoints" / "step-0000008" / "state.json").read_text())
     assert saved["rollbacks"] == 1  # a resume keeps counting towards max_rollbacks
+
+
+def test_a_stopped_run_goes_on_with_resume_and_on_nan_rollback():
+    state = nan_run(at_step=5, steps=6)
+    with pytest.raises(DivergenceError, match="--resume RUN --on-nan rollback"):
+        train(state, progress=False)
+    mgr = state.manager  # the poison plugin, which fires once more in the resumed process
+    resumed = prepare_resume(state.run_dir, on_nan="rollback", mgr=mgr)
+    assert resumed.step == 4 and resumed.config["train"]["on_nan"] == "rollback"
+    assert json.loads((state.run_dir / "config.json").read_text())["train"]["on_nan"] == "rollback"  # saved
+    assert train(resumed, progress=False).step == 6
+    log = [json.loads(x) for x in (state.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["at_step"] for x in log if x.get("event") == "rollback"] == [5]
 
 
 def test_rollback_with_max_rollbacks_0_says_none_was_tried():

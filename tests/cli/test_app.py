@@ -48,10 +48,11 @@ def test_train_resume_sample_export_end_to_end(tmp_path):
     res = gan("train", "--plugin", "dcgan", "--steps", "2", "--quiet", "--out", "runs/e2e", *TINY_SETS)
     assert res.exit_code == 0, res.output
     assert res.stdout.strip().splitlines()[-1] == "runs/e2e"
-    res = gan("train", "--resume", "runs/e2e", "--steps", "4", "--quiet")
+    res = gan("train", "--resume", "runs/e2e", "--steps", "4", "--quiet", "--on-nan", "rollback")
     assert res.exit_code == 0, res.output
     assert "from step 2" in res.stderr
     assert os.path.isdir("runs/e2e/checkpoints/step-0000004")
+    assert json.loads(Path("runs/e2e/config.json").read_text())["train"]["on_nan"] == "rollback"
     res = gan("sample", "runs/e2e", "-n", "4", "-o", "grid.png")
     assert res.exit_code == 0 and "pytorch on cpu" in res.stdout
     res = gan("export", "runs/e2e", "--format", "onnx", "--format", "torchscript")
