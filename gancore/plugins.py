@@ -130,34 +130,39 @@ class PluginManager:
             _warn(f"{ENV_ONLY} {what} Installed plugins: {installed}")
 
     def collect(self) -> None:
-        """Call every registration hook, plugin by plugin, so each component knows its plugin."""
-        for kind, hook_name in REGISTRATION_HOOKS.items():
-            registry = self.registries[kind]
-            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order
-                name = impl.plugin_name
-                info = self.info[name]
-                if info.error:
-                    continue
+        """Call every registration hook, plugin by plugin (in loading order), so each component knows its plugin.
+
+        A plugin is collected whole or not at all: one that fails in any of its hooks has what it registered
+        dropped and its hooks unregistered, before the next plugin registers, so it cannot take a name another
+        plugin would have had, nor have its training or export hooks called."""
+        impls = {hook: getattr(self.pm.hook, hook).get_hookimpls() for hook in REGISTRATION_HOOKS.values()}
+        for name, info in list(self.info.items()):
+            if info.error or not self.pm.has_plugin(name):
+                continue
+            for kind, hook_name in REGISTRATION_HOOKS.items():
+                registry = self.registries[kind]
 
                 def register(comp_name: str, builder: Any, *, _plugin: str = name, _reg: Any = registry,
                              **kw: Any) -> None:
                     _reg.register(comp_name, builder, plugin=_plugin, **kw)
 
                 try:
-                    impl.function(register=register)
+                    for impl in (i for i in impls[hook_name] if i.plugin_name == name):
+                        impl.function(register=register)
                 except Exception as e:
                     info.error = f"{hook_name} failed: {type(e).__name__}: {e}"
                     self._unregister(name)  # all or nothing: a half-loaded plugin trains nothing it promises
                     _warn(f"plugin {name!r} failed in {hook_name} and is not loaded: {type(e).__name__}: {e}")
-                    continue
+                    break
         for info in self.info.values():
             info.components = {kind: [e.name for e in self.registries[kind].entries() if e.plugin == info.name]
                                for kind in Registries.KINDS}
 
     def _unregister(self, plugin: str) -> None:
-        """Drop every component ``plugin`` registered so far."""
+        """Drop every component ``plugin`` registered so far, and its hooks."""
         for kind in Registries.KINDS:
             self.registries[kind].drop_plugin(plugin)
+        self.pm.unregister(name=plugin)
 
     def failed(self, name: str) -> str | None:
         """Why plugin ``name`` is installed but not loaded, if it is."""

@@ -108,6 +108,37 @@ def test_a_plugin_that_fails_in_one_registration_hook_is_not_loaded_at_all(fake_
         resolve_config(mgr, "half")
 
 
+def test_a_plugin_that_fails_late_neither_keeps_a_name_from_the_next_nor_has_its_other_hooks_called(capsys):
+    from gancore.plugins import hookimpl
+
+    def build(**kw):
+        return None
+
+    class Late:
+        @hookimpl
+        def gan_register_generators(self, register):
+            register("foo", build)
+
+        @hookimpl
+        def gan_register_recipes(self, register):
+            raise RuntimeError("late broke")
+
+        @hookimpl
+        def gan_export_extra(self, state):
+            raise AssertionError("a plugin that is not loaded is never called")
+
+    class Next:
+        @hookimpl
+        def gan_register_generators(self, register):
+            register("foo", build)
+
+    mgr = build_manager(extra=[("late", Late()), ("next", Next())])
+    assert "late broke" in mgr.info["late"].error and mgr.info["next"].error is None
+    assert mgr.registries.generators.get("foo").plugin == "next"
+    assert not mgr.pm.has_plugin("late")
+    assert "late" not in [i.plugin_name for i in mgr.hook.gan_export_extra.get_hookimpls()]
+
+
 def test_two_distributions_with_one_plugin_name_are_reported(fake_site, capsys):
     make_dist(fake_site, "fake-good", {"good": "fake_good"}, {"fake_good": GOOD})
     make_dist(fake_site, "fake-other", {"good": "fake_other"}, {"fake_other": GOOD})
