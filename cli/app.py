@@ -254,8 +254,8 @@ def export(
     run: Annotated[Path, typer.Argument(help="The run folder to export.")],
     format_: Annotated[list[str] | None, typer.Option(
         "--format", help="onnx (fp32), onnx-fp16 (half precision inside, for GPUs), onnx-opt (onnxruntime's "
-                         "optimised graph for CPU, faster to load), pt2 (torch.export, for AOTInductor and "
-                         "ExecuTorch) and/or torchscript.")] = None,
+                         "optimised graph for CPU, faster to load), pt2 (a torch.export ExportedProgram) and/or "
+                         "torchscript.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder to write (default exported/<run>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to export (default: latest).")] = None,

@@ -36,8 +36,8 @@ class OnnxSource:
         self.step = int(meta.get("step", 0))
 
     def generate(self, n: int, seed: int = 0) -> torch.Tensor:
-        """``n`` samples from the latents a run's :meth:`TrainState.generate` draws at ``seed`` on the CPU, so a run
-        and its export are scored on the same latents."""
+        """``n`` samples from the latents a run's :meth:`TrainState.generate` draws at ``seed`` on the CPU, so an
+        export is scored on the latents of its run's CPU evaluation (a GPU's generator draws others)."""
         specs = [LatentSpec.from_json(s) for s in self.model.inputs]
         return torch.cat([torch.from_numpy(self.model.run({k: v.numpy() for k, v in latent.items()})[0])
                           for latent in latent_batches(specs, n, seed, torch.device("cpu"))])

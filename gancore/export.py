@@ -227,32 +227,50 @@ def export_torchscript(model: ExportModel, path: Path) -> dict[str, Any]:
     return {"file": path.name, "max_abs_diff": parity, "tolerance": TOLERANCE}
 
 
+# The torch >= 2.8 archive layout: JSON records, raw tensor bytes, and (empty) sample inputs; anything else, such
+# as the torch.save()d state dicts of older releases, is treated as a pickle.
+PT2_RECORDS = ("archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id")
+
+
 def _pickled_entries(path: Path) -> list[str]:
-    """What a ``.pt2`` archive holds as pickles: tensors its weights and constants configs mark ``use_pickle``
-    (tensor subclasses) and non-empty sample inputs (``torch.save``d). Ours must hold none."""
+    """What a ``.pt2`` archive holds that is, or may be, a pickle: tensors its weights and constants configs mark
+    ``use_pickle`` (tensor subclasses), non-empty sample inputs (``torch.save``d), and any member outside the
+    layout above (an allowlist, so an unknown layout counts against it). Ours must hold none."""
     found = []
     with zipfile.ZipFile(path) as z:
-        for name in z.namelist():
-            if name.endswith(("_weights_config.json", "_constants_config.json")):
+        names = z.namelist()
+        if not any(n.split("/", 1)[-1] == "archive_format" for n in names):
+            return [f"{path.name} (not the torch >= 2.8 archive layout)"]
+        for name in names:
+            inner = name.split("/", 1)[-1]  # members sit under one folder named after the archive
+            if inner.endswith(("_weights_config.json", "_constants_config.json")):
                 config = json.loads(z.read(name))["config"]
                 found += [f"{name}:{key}" for key, entry in config.items() if entry.get("use_pickle", True)]
-            elif "/sample_inputs/" in name and z.getinfo(name).file_size:
+            elif inner.startswith("data/sample_inputs/"):
+                if z.getinfo(name).file_size:
+                    found.append(name)
+            elif not (inner in PT2_RECORDS or inner.endswith(".json") or inner.startswith("extra/")
+                      or (inner.startswith(("data/weights/", "data/constants/")) and not inner.endswith(".pt"))):
                 found.append(name)
     return found
 
 
 def export_pt2(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write ``model`` with ``torch.export`` (dynamic batch) as a ``.pt2`` archive, the format AOTInductor and
-    ExecuTorch start from; check that it holds no pickle and that ``torch.export.load`` matches eager.
+    """Write ``model`` with ``torch.export`` (dynamic batch) as a ``.pt2`` archive of its ExportedProgram; check
+    that it holds no pickle and that ``torch.export.load`` matches eager.
 
     The archive keeps raw tensor bytes and a JSON graph; the example inputs torch would pickle beside them are
-    dropped. The metadata ONNX keeps in ``metadata_props`` goes in the extra file ``gancore.json``."""
+    dropped (tools that compile the program, such as AOTInductor, want them back: draw them from the input
+    specs). The metadata ONNX keeps in ``metadata_props`` goes in the extra file ``gancore.json``."""
+    if tuple(int(p) for p in torch.__version__.split(".")[:2]) < (2, 8):  # older archives torch.save() weights
+        raise ExportError(f"--format pt2 needs torch 2.8 or later, whose archives hold raw tensors rather than "
+                          f"pickles; this is torch {torch.__version__}. Export as onnx instead")
     module = model.module.eval()
     names = [s.name for s in model.inputs]
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     example = _examples(model.inputs, 2, seed=0)
-    meta = {**metadata, **model.metadata, "kind": model.kind, "inputs": [s.to_json() for s in model.inputs],
-            "input_names": names, "output_names": model.outputs}
+    meta = {**metadata, **model.metadata, "precision": "float32", "kind": model.kind,
+            "inputs": [s.to_json() for s in model.inputs], "input_names": names, "output_names": model.outputs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the archive writer warns about weight grouping on CPU tensors
         try:

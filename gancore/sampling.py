@@ -43,8 +43,8 @@ def batched(fn: Callable[[Any], Any], x: Any, size: int = 1000) -> Any:
 
 def latent_batches(specs: Sequence[Any], n: int, seed: int, device: Any, chunk: int = 1024) -> Iterator[dict[str, Any]]:
     """The latents :func:`generate` feeds a generator: chunks of ``chunk`` drawn in turn from one torch RNG seeded
-    with ``seed`` on ``device``. ``gan eval`` of an exported model draws the same ones (on the CPU), so a run and
-    its export are scored on the same latents."""
+    with ``seed`` on ``device``. ``gan eval`` of an exported model draws the CPU's, so it scores an export on the
+    latents of its run's CPU evaluation."""
     import torch
 
     from gancore.components import draw

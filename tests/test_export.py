@@ -109,6 +109,7 @@ def test_pt2_holds_no_pickle_carries_the_metadata_and_matches_at_any_batch(expor
         module = torch.export.load(str(path), extra_files=extra).module()
     meta = json.loads(extra[export_mod.PT2_METADATA])
     assert meta["kind"] == "generator" and meta["input_names"] == ["noise"] and meta["output_names"] == ["images"]
+    assert meta["precision"] == "float32" and meta["plugin"] == "dcgan" and meta["step"] == 6
     assert meta["inputs"] == g["inputs"] and meta["output"]["value_range"] == [-1.0, 1.0]
     state = open_run(trained_run, device="cpu")
     for n in (3, 64):  # neither parity batch: the batch is dynamic
@@ -139,12 +140,25 @@ def test_pickled_entries_reads_the_archive_configs(tmp_path):
     import zipfile
 
     with zipfile.ZipFile(tmp_path / "a.pt2", "w") as z:
+        z.writestr("m/archive_format", "pt2")
         z.writestr("m/data/weights/model_weights_config.json", json.dumps(
             {"config": {"w": {"use_pickle": False}, "sub": {"use_pickle": True}}}))
+        z.writestr("m/data/weights/weight_0", b"\x00" * 8)  # raw bytes: fine
         z.writestr("m/data/constants/model_constants_config.json", json.dumps({"config": {}}))
         z.writestr("m/data/sample_inputs/model.pt", b"\x80\x02")
+        z.writestr("m/serialized_state_dict.pt", b"\x80\x02")  # an older torch's torch.save()d weights
     assert export_mod._pickled_entries(tmp_path / "a.pt2") == [
-        "m/data/weights/model_weights_config.json:sub", "m/data/sample_inputs/model.pt"]
+        "m/data/weights/model_weights_config.json:sub", "m/data/sample_inputs/model.pt", "m/serialized_state_dict.pt"]
+    with zipfile.ZipFile(tmp_path / "old.pt2", "w") as z:  # torch < 2.8: no archive_format record
+        z.writestr("old/serialized_exported_program.json", "{}")
+    assert export_mod._pickled_entries(tmp_path / "old.pt2") == ["old.pt2 (not the torch >= 2.8 archive layout)"]
+
+
+def test_pt2_needs_a_torch_that_writes_raw_tensors(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.7.1+cpu")
+    with pytest.raises(ExportError, match=r"--format pt2 needs torch 2\.8 or later.*this is torch 2\.7\.1"):
+        export_run(trained_run, ["pt2"], out=tmp_path / "e")
+    assert os.listdir(tmp_path) == []
 
 
 def test_an_fp16_parity_failure_leaves_nothing_behind(trained_run, tmp_path, monkeypatch):
