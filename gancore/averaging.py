@@ -41,18 +41,16 @@ def _has_norm_statistics(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm | VirtualBatchNorm) for m in module.modules())
 
 
-def check_averageable(nets: Nets, roles: list[str], data: dict[str, Any], averaging: bool = True) -> None:
-    """Refuse ``train.ema_nets`` entries that name no network of the run (even with ``train.ema`` off, since a
-    misspelt role would otherwise surface only once averaging is switched on) or, when ``averaging``, a network
-    other than G whose batch-norm statistics cannot be re-estimated on real examples alone (copying the live ones
-    spoils them)."""
+def check_averageable(nets: Nets, roles: list[str], data: dict[str, Any]) -> None:
+    """Refuse ``train.ema_nets`` entries that name no network of the run, or a network other than G whose
+    batch-norm statistics cannot be re-estimated on real examples alone (copying the live ones spoils them)."""
     named = nets.named()
     for role in roles:
         if role not in named:
             raise ConfigError(f"train.ema_nets: this run has no network {role!r}; its networks are "
                               f"{', '.join(named)}")
         module = named[role]
-        if not averaging or role == "generator" or not _has_norm_statistics(module):
+        if role == "generator" or not _has_norm_statistics(module):
             continue
         why = None
         if getattr(module, "joint_latent", False):

@@ -72,8 +72,6 @@ class TrainConfig:
                      "keep_checkpoints", "sample_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.sample_count > 4096:  # one grid, drawn in one batch at every sample_every
-            raise ValueError(f"train.sample_count must be at most 4096 (a grid of 64 x 64), got {self.sample_count}")
         for name in ("lr_g", "lr_d"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be in (0, 1), got {getattr(self, name)}")

@@ -226,7 +226,7 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
                        f"`gan plugins` lists the metrics")
     failed: dict[str, str] = {}
     results = evaluate(state, chosen, failed)
-    if not results:  # nothing to report: an error, and no report that would read as a score
+    if failed and not results:  # nothing to report: an error, and no report that would read as a score
         raise GanError("; ".join(f"metric {name!r} failed: {why}" for name, why in failed.items()))
     report = write_report(state, results, live=live, failed=failed)
     try:

@@ -338,13 +338,6 @@ def _tidy(dest: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def _make_parents(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; return those created, deepest first, to remove on failure."""
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
-    return missing
-
-
 def _remove_empty(folders: list[Path]) -> None:
     for f in folders:
         try:
@@ -362,7 +355,11 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
     run = Path(run)
     dest = Path(out) if out else EXPORT_DIR / run.resolve().name
-    _tidy(dest)
+    try:
+        _tidy(dest)
+    except OSError as e:
+        raise ExportError(f"could not tidy {dest.parent} after an earlier export: {e.strerror or e}; choose "
+                          f"another --out") from None
     _check_destination(dest, force)
     state = open_run(run, checkpoint=checkpoint, device="cpu", live=live)
     models = {"generator": generator_model(state)}
@@ -375,9 +372,9 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
               "plugin_versions": {n: i.version for n, i in state.manager.info.items()}}
 
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
-    created: list[Path] = []
+    created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # deepest first, to remove on failure
     try:
-        created = _make_parents(dest.parent)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         card: dict[str, Any] = {**common, "models": {}}

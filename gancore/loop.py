@@ -273,10 +273,10 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
             means, problem = window.summary()
             if problem is None and ckpt_due and (role := nonfinite_weights(nets)) is not None:
                 problem = Problem(f"{role} weights", state.step)
-            if log_due or problem is not None:  # a checkpoint alone checks the window, and leaves the log its means
-                window.clear()
             if distributed.any_flag(problem is not None, world, state.device) and problem is None:
                 problem = Problem("another process's losses or weights", state.step)  # all ranks act together
+            if log_due or problem is not None:  # a checkpoint alone checks the window, and leaves the log its means
+                window.clear()
             if problem is not None:
                 state.rollbacks += 1
                 _diverged(state, problem, bar)  # raises, or rolls back to the last good checkpoint
@@ -363,8 +363,11 @@ def _diverged(state: TrainState, problem: Problem, bar: Progress) -> None:
     where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written before it"
     msg = f"training diverged: {problem.what} became NaN or Inf at step {problem.step}; {where}"
     if cfg["on_nan"] != "rollback":
-        raise DivergenceError(f"{msg}. Go on with --resume RUN --on-nan rollback (from the last good checkpoint, "
-                              f"learning rates lowered), or train anew with lower ones (--set train.lr_d=...)")
+        fix = (f"Go on with gan train --resume {state.run_dir} --on-nan rollback (from the last good checkpoint, "
+               f"learning rates lowered), or train anew with lower learning rates (--set train.lr_d=...)"
+               if last_good else "Train anew with lower learning rates (--set train.lr_d=...), or with --on-nan "
+               "rollback and a checkpoint before this step (--set train.checkpoint_every=...)")
+        raise DivergenceError(f"{msg}. {fix}")
     rollbacks = state.rollbacks
     if last_good is None or rollbacks > cfg["max_rollbacks"]:
         why = ("nothing to roll back to" if last_good is None else

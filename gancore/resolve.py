@@ -57,6 +57,7 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
     cfg["plugin"] = plugin
     out = validate(mgr, cfg)
     check_seed(out["seed"])  # new runs only: a saved run with an older, wider seed still opens
+    check_new_run(out)
     # file paths are saved absolute, so the run resumes and reopens from any folder: data.dir, and a dataset's own
     # options declared as paths (dataclasses.field(metadata={"path": True}))
     ds_config = mgr.registries.datasets.get(out["data"]["name"]).config
@@ -65,6 +66,19 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
         if isinstance(out["data"].get(key), str) and out["data"][key]:
             out["data"][key] = os.path.abspath(os.path.expanduser(out["data"][key]))
     return out
+
+
+def check_new_run(cfg: dict[str, Any]) -> None:
+    """Checks for new runs only, so that a run saved before them still opens: a sample grid of at most 4096
+    (one batch at every ``sample_every``), and ``train.ema_nets`` naming networks of the run even with averaging
+    off (a misspelt role would otherwise surface only once it is switched on)."""
+    t = cfg["train"]
+    if t["sample_count"] > 4096:
+        raise ConfigError(f"train.sample_count must be at most 4096 (a grid of 64 x 64), got {t['sample_count']}")
+    roles = ["generator", "discriminator", *cfg["networks"]]
+    if not t["ema"] and (unknown := [r for r in t["ema_nets"] if r not in roles]):
+        raise ConfigError(f"train.ema_nets: this run has no network {unknown[0]!r}; its networks are "
+                          f"{', '.join(roles)}")
 
 
 def switch_note(section: str, old: dict[str, Any], new: dict[str, Any], keys: set[str] | None = None) -> str | None:

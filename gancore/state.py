@@ -211,7 +211,8 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
             raise ConfigError(f"regularizers.{name}: {why}")
 
     t = cfg["train"]
-    check_averageable(nets, t["ema_nets"], data_info, averaging=bool(t["ema"]))
+    if t["ema"]:
+        check_averageable(nets, t["ema_nets"], data_info)
     # fused: one kernel for the whole update instead of several per tensor (CPU and CUDA alike).
     opt_g = torch.optim.Adam(nets.parameters_of("generator"), lr=t["lr_g"], betas=(t["beta1"], t["beta2"]),
                              fused=True)

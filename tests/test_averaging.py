@@ -154,12 +154,6 @@ def test_ema_nets_refuses_an_unknown_network_and_one_whose_batch_norm_cannot_be_
     check_averageable(nets, ["discriminator"], points)
 
 
-def test_ema_nets_names_are_checked_with_averaging_off_and_batch_norm_only_with_it_on():
-    nets = Nets(generator=_G(), discriminator=_PairD(nn.Linear(1, 1), nn.BatchNorm1d(1)))
-    with pytest.raises(ConfigError, match="no network 'critic'"):
-        check_averageable(nets, ["generator", "critic"], {"kind": "points"}, averaging=False)
-    check_averageable(nets, ["discriminator"], {"kind": "points"}, averaging=False)  # never averaged: no harm
-
 
 def test_a_discriminators_statistics_are_estimated_on_real_examples():
     d = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))

@@ -130,3 +130,13 @@ def test_a_config_naming_another_plugin_is_refused():
     with pytest.raises(ConfigError, match=r"sets plugin = 'infogan' but this run trains 'dcgan'"):
         resolve_config(get_manager(), "dcgan", {"plugin": "infogan"})
     assert resolve_config(get_manager(), "dcgan", {"plugin": "dcgan"})["plugin"] == "dcgan"  # saying it again is fine
+
+
+def test_new_runs_check_ema_nets_names_with_averaging_off_and_the_grid_size():
+    mgr = get_manager()
+    with pytest.raises(ConfigError, match=r"train\.ema_nets: this run has no network 'critic'; its networks are "
+                                          r"generator, discriminator, encoder"):
+        resolve_config(mgr, "bigan", {"train": {"ema_nets": ["generator", "critic"]}})
+    with pytest.raises(ConfigError, match=r"train\.sample_count must be at most 4096"):
+        resolve_config(mgr, "dcgan", {"train": {"sample_count": 5000}})
+    resolve_config(mgr, "bigan", {"train": {"ema_nets": ["generator", "encoder"]}})  # a network of the run

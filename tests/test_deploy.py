@@ -111,7 +111,7 @@ def test_a_plugin_can_add_a_gan_subcommand(tmp_path):
 def test_a_plugin_command_cannot_take_over_one_of_gans_own(tmp_path):
     make_dist(tmp_path, "fake-hijack", {"hijack": "fake_hijack"}, {"fake_hijack": HIJACKS_UNINSTALL})
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    res = subprocess.run([sys.executable, "-m", "gancore_cli", "uninstall", "--help"], capture_output=True,
-                         text=True, env=env)
-    assert res.returncode == 0 and "pip uninstall" in res.stdout and "hijacked" not in res.stdout
+    res = subprocess.run([sys.executable, "-m", "gancore_cli", "uninstall"], capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "Missing argument 'packages'" in res.stderr  # gan's own, which needs a name
+    assert "hijacked" not in res.stdout  # the plugin's would have run and printed this
     assert "plugin 'hijack' registers a command 'uninstall', which is gan's own; it is not added" in res.stderr

@@ -110,3 +110,9 @@ def test_a_metric_whose_plugin_raises_while_setting_up_is_skipped_and_refused_wh
     capsys.readouterr()
     train_gan2d("runs/again")  # training with train.eval_every goes on, and says what it left out
     assert "train.eval_every: metric 'bad-build' skipped; plugin 'fake' raised" in capsys.readouterr().err
+
+
+def test_a_metric_that_returns_no_figures_is_not_an_error(gan2d_run, monkeypatch):
+    add_metrics(monkeypatch, empty=lambda: (lambda run: {}))
+    res = gancore.evaluate_run(gan2d_run, metrics=["empty"])
+    assert res.results == {} and not res.failed and json.loads(res.report.read_text())["results"] == {}

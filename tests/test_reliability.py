@@ -135,7 +135,7 @@ class Poison(Regularizer):
         return {"poison": torch.zeros(())}
 
 
-def nan_run(at_step, on_nan="stop", steps=8, max_rollbacks=3):
+def nan_run(at_step, on_nan="stop", steps=8, max_rollbacks=3, out="runs/nan"):
     class Plugin:
         @hookimpl
         def gan_register_regularizers(self, register):
@@ -144,14 +144,14 @@ def nan_run(at_step, on_nan="stop", steps=8, max_rollbacks=3):
     mgr = build_manager(extra=[("poison", Plugin())])
     cfg = tiny(train={"steps": steps, "checkpoint_every": 2, "log_every": 4, "on_nan": on_nan,
                       "max_rollbacks": max_rollbacks}, regularizers={"poison": {}})
-    return prepare("dcgan", cfg, out="runs/nan", mgr=mgr)
+    return prepare("dcgan", cfg, out=out, mgr=mgr)
 
 
 def test_a_nan_loss_stops_naming_the_step_and_term_and_keeps_the_last_good_checkpoint():
     state = nan_run(at_step=5)
     with pytest.raises(DivergenceError, match=r"loss term 'poison' became NaN or Inf at step 5; "
-                                              r"the last good checkpoint is .*step-0000004\. Go on with --resume "
-                                              r"RUN --on-nan rollback"):
+                                              r"the last good checkpoint is .*step-0000004\. Go on with gan train "
+                                              r"--resume .*runs/nan --on-nan rollback"):
         train(state, progress=False)
     ckpts = sorted(p.name for p in (state.run_dir / "checkpoints").iterdir())
     assert ckpts == ["step-0000002", "step-0000004"]  # nothing written after the NaN
@@ -194,7 +194,7 @@ def test_rollback_reloads_the_last_good_checkpoint_lowers_the_lr_and_finishes():
 
 def test_a_stopped_run_goes_on_with_resume_and_on_nan_rollback():
     state = nan_run(at_step=5, steps=6)
-    with pytest.raises(DivergenceError, match="--resume RUN --on-nan rollback"):
+    with pytest.raises(DivergenceError, match=r"--resume .*runs/nan --on-nan rollback"):
         train(state, progress=False)
     mgr = state.manager  # the poison plugin, which fires once more in the resumed process
     resumed = prepare_resume(state.run_dir, on_nan="rollback", mgr=mgr)
@@ -213,6 +213,9 @@ def test_rollback_with_max_rollbacks_0_says_none_was_tried():
 def test_rollback_without_a_checkpoint_stops():
     with pytest.raises(DivergenceError, match=r"nothing to roll back to"):
         train(nan_run(at_step=1, on_nan="rollback"), progress=False)
+    with pytest.raises(DivergenceError, match=r"no checkpoint was written before it\. Train anew with lower learning "
+                                              r"rates .* or with --on-nan rollback and a checkpoint before this step"):
+        train(nan_run(at_step=1, out="runs/stop"), progress=False)  # no --resume offered: nothing to resume from
 
 
 def test_a_full_disk_mid_run_is_a_clear_error_and_the_previous_checkpoint_survives(tmp_path):
