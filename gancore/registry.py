@@ -128,7 +128,7 @@ def _check_call(entry: Entry, one: str, args: tuple[Any, ...], extra: Mapping[st
     """Refuse a builder whose signature does not take what gancore passes it, naming its plugin, before the
     call: else the TypeError would read as a bug of gancore's."""
     try:
-        sig = inspect.signature(entry.builder)
+        sig = inspect.signature(entry.builder, follow_wrapped=False)  # a decorator may accept more than it wraps
     except (TypeError, ValueError):  # a builtin without a signature: nothing to check
         return
     try:
