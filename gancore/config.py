@@ -158,21 +158,41 @@ def merge(base: dict[str, Any], over: Mapping[str, Any],
 _DECIMAL = re.compile(r"[+-]?(\d*\.\d+|\d+\.)([eE][+-]?\d+)?")  # .9 or 1.: TOML wants 0.9 and 1.0
 
 
+class NotToml(str):
+    """A ``--set`` value that looks like a TOML list, table, string or number but does not parse: kept as the bare
+    string it may well be (a folder named ``[old] faces``), while an option that wants a list, table or number
+    refuses it with ``why``, rather than with a type error that hides the slip."""
+
+    why: str
+
+    def __new__(cls, text: str, why: str = "") -> NotToml:  # why defaults for copy.deepcopy, which restores it
+        obj = super().__new__(cls, text)
+        obj.why = why
+        return obj
+
+
 def parse_value(text: str, key: str = "value") -> Any:
-    """A ``--set`` value: a TOML literal (1, 0.5, true, "x", [1, 2]) or else the bare string; a list, table,
-    quoted string or number that is not valid TOML is an error rather than a string that then fails a type check."""
+    """A ``--set`` value: a TOML literal (1, 0.5, true, "x", [1, 2]) or else the bare string (a :class:`NotToml`
+    where it looks like a TOML value that did not parse)."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError as e:
         if text[:1] in "[{\"'" and text:
             why = str(e).split(" (at ", 1)[0]  # its position counts a prefix the user never typed
-            raise ConfigError(f"--set {key}={text}: not a valid TOML value ({why}); quote the strings inside a "
-                              f"list or table and close what you open, e.g. --set '{key}=[\"generator\"]'") from None
+            hint = {"[": f"quote the strings in it and close it, e.g. --set '{key}=[\"generator\"]'",
+                    "{": "check each value: strings in quotes, numbers with digits on both sides of the point"
+                    }.get(text[0], "close the quote")
+            return NotToml(text, f"--set {key}={text} is not a valid TOML value ({why}); {hint}")
         if _DECIMAL.fullmatch(text):
             fixed = re.sub(r"\.(?!\d)", ".0", re.sub(r"(?<!\d)\.", "0.", text))
-            raise ConfigError(f"--set {key}={text}: write the number with digits on both sides of the point, "
-                              f"e.g. {fixed}") from None
+            return NotToml(text, f"--set {key}={text}: write the number with digits on both sides of the point, "
+                                 f"e.g. {fixed}")
         return text
+
+
+def _wrong(where: str, what: str, value: Any) -> ConfigError:
+    """A type error; a ``--set`` slip (:class:`NotToml`) says what the slip was instead."""
+    return ConfigError(value.why if isinstance(value, NotToml) else f"{where} expects {what}, got {value!r}")
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -223,7 +243,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
                 return coerce(value, arm, where)
             except ConfigError:
                 continue
-        raise ConfigError(f"{where} expects {_type_name(tp)}, got {value!r}")
+        raise _wrong(where, _type_name(tp), value)
     if origin is Literal:
         if value not in typing.get_args(tp):
             choices = ", ".join(repr(a) for a in typing.get_args(tp))
@@ -231,33 +251,34 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} expects a list, got {value!r}")
+            raise _wrong(where, "a list", value)
         args = typing.get_args(tp)
         item = args[0] if args else Any
         items = [coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where} expects a table, got {value!r}")
+            raise _wrong(where, "a table", value)
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} expects true or false, got {value!r}")
+            raise _wrong(where, "true or false", value)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} expects a number, got {value!r}")
+            raise _wrong(where, "a number", value)
         if not math.isfinite(value):  # a range check written `x < 0` lets NaN through, and the run dies at step 1
             raise ConfigError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} expects an integer, got {value!r}")
+            raise _wrong(where, "an integer", value)
         return value
     if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} expects a string, got {value!r}")
-        return value
+        if not isinstance(value, str):  # e.g. a folder named 2024, which TOML reads as a number
+            raise ConfigError(f"{where} expects a string, got {value!r}; to give {value} as text, quote it "
+                              f"(--set 'KEY=\"{value}\"')")
+        return str(value)  # a NotToml is the plain text the user typed
     if not isinstance(value, tp):
         raise ConfigError(f"{where} expects {_type_name(tp)}, got {value!r}")
     return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,7 @@ def _fits(reg: Any, name: str, state: TrainState | OnnxSource) -> tuple[Metric |
         if not metric.applies(state):
             return None, None
         why = metric.unavailable(state)
-    except Exception as e:  # a bug in a plugin's metric must not stop evaluation, nor training
+    except (Exception, SystemExit) as e:  # a bug in a plugin's metric must not stop evaluation, nor training
         return None, f"plugin {entry.plugin!r} raised {failure(e)} while setting it up"
     return (metric, None) if why is None else (None, why)
 
@@ -99,7 +99,17 @@ def applicable(state: TrainState | OnnxSource, names: list[str] | None = None,
     return out
 
 
-def failure(e: Exception) -> str:
+def _checked(figures: Any) -> dict[str, float]:
+    """A metric's figures, refused unless they are ``{name: number}`` (what reports, curves and logs hold)."""
+    if not isinstance(figures, Mapping):
+        raise TypeError(f"the metric returned {type(figures).__name__}, not a dict of figures")
+    bad = [k for k, v in figures.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+    if bad:
+        raise TypeError(f"the metric's figure {bad[0]!r} is {figures[bad[0]]!r}, not a number")
+    return {str(k): float(v) for k, v in figures.items()}
+
+
+def failure(e: BaseException) -> str:
     """A metric's error as one line: a :class:`GanError` says what to do; anything else is named by its type, as
     it is most likely a bug in the metric's plugin."""
     return str(e) if isinstance(e, GanError) else f"{type(e).__name__}: {e}"
@@ -119,8 +129,8 @@ def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None =
         with eval_mode(*nets):
             for name, metric in metrics.items():
                 try:
-                    figures = metric(state)
-                except Exception as e:  # recorded for the caller, who reports it
+                    figures = _checked(metric(state))
+                except (Exception, SystemExit) as e:  # recorded for the caller, who reports it
                     if failed is None:
                         raise
                     failed[name] = failure(e)

@@ -19,14 +19,29 @@ def test_parse_value_reads_toml_literals_and_falls_back_to_strings():
     assert parse_value("fashion-mnist") == "fashion-mnist"
 
 
-@pytest.mark.parametrize("text, pattern", [
-    ("[generator]", r"--set k=\[generator\]: not a valid TOML value \(Invalid value\); quote the strings inside"),
-    ("{a = b}", r"not a valid TOML value"), ('"open', r"not a valid TOML value \(Unterminated string\)"),
-    (".9", r"--set k=\.9: write the number with digits on both sides of the point, e\.g\. 0\.9$"),
-    ("-.5", r"e\.g\. -0\.5$"), ("1.", r"e\.g\. 1\.0$"), ("1.e3", r"e\.g\. 1\.0e3$")])
-def test_a_value_that_looks_like_toml_but_is_not_is_an_error_not_a_string(text, pattern):
+@pytest.mark.parametrize("text, tp, pattern", [
+    ("[generator]", list[str], r"--set k=\[generator\] is not a valid TOML value \(Invalid value\); quote the strings"),
+    ("{a = .5}", dict, r"not a valid TOML value .*numbers with digits on both sides of the point"),
+    ('"open', str | None, None), ("[old] faces", str, None),  # a string option takes the text as typed
+    ('"open', list[str], r"not a valid TOML value \(Unterminated string\); close the quote"),
+    (".9", float, r"--set k=\.9: write the number with digits on both sides of the point, e\.g\. 0\.9$"),
+    ("-.5", float, r"e\.g\. -0\.5$"), ("1.", int, r"e\.g\. 1\.0$"), ("1.e3", float, r"e\.g\. 1\.0e3$")])
+def test_a_value_that_looks_like_toml_but_is_not_is_refused_where_a_string_will_not_do(text, tp, pattern):
+    from gancore.config import coerce
+
+    value = parse_value(text, "k")
+    if pattern is None:
+        assert coerce(value, tp, "data: dir") == text and type(coerce(value, tp, "data: dir")) is str
+        return
     with pytest.raises(ConfigError, match=pattern):
-        parse_value(text, "k")
+        coerce(value, tp, "k")
+
+
+def test_a_string_option_given_a_number_says_to_quote_it():
+    from gancore.config import coerce
+
+    with pytest.raises(ConfigError, match=r"data: dir expects a string, got 2024; to give 2024 as text, quote it"):
+        coerce(parse_value("2024"), str, "data: dir")
 
 
 def test_parse_sets_nests_dotted_keys():

@@ -116,3 +116,17 @@ def test_a_metric_that_returns_no_figures_is_not_an_error(gan2d_run, monkeypatch
     add_metrics(monkeypatch, empty=lambda: (lambda run: {}))
     res = gancore.evaluate_run(gan2d_run, metrics=["empty"])
     assert res.results == {} and not res.failed and json.loads(res.report.read_text())["results"] == {}
+
+
+def _exits(run):
+    raise SystemExit(3)
+
+
+def test_a_metric_returning_no_dict_or_no_numbers_or_exiting_is_a_failure_not_a_crash(gan2d_run, monkeypatch):
+    add_metrics(monkeypatch, none=lambda: (lambda run: None), text=lambda: (lambda run: {"s": "hello"}),
+                exits=lambda: _exits)
+    res = gancore.evaluate_run(gan2d_run)
+    assert res.failed == {"exits": "SystemExit: 3",
+                          "none": "TypeError: the metric returned NoneType, not a dict of figures",
+                          "text": "TypeError: the metric's figure 's' is 'hello', not a number"}
+    assert res.results["modes/modes_total"] == 8.0

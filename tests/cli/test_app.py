@@ -109,6 +109,9 @@ def test_config_file(tmp_path):
         (["--plugin", "gan2d", "--set", "regularizers.r1.gamma=nan"], r"gamma must be a finite number, got nan"),
         (["--plugin", "dcgan", "--set", "train.lr_d=inf"], r"lr_d must be a finite number, got inf"),
         (["--plugin", "dcgan", "--set", "train.sample_count=100000000"], r"sample_count must be at most 4096"),
+        (["--plugin", "dcgan", "--set", "train.lr_d=.9"], r"write the number with digits on both sides .* 0\.9$"),
+        (["--plugin", "dcgan", "--dataset", "image-folder", "--set", "data.dir=[old] faces"],
+         r"--data-dir '.*\[old\] faces' is not a folder"),  # a string option takes the text as typed
     ],
 )
 def test_bad_train_input(args, pattern):
