@@ -187,6 +187,7 @@ class TextGenerator(nn.Module):
 
 
 def build_generator(cfg: GeneratorConfig, *, latent: tuple[LatentSpec, ...], data: dict[str, Any]) -> TextGenerator:
+    """GRU text generator: z -> T Gumbel-softmax token distributions (straight-through optional)."""
     length, vocab, noise_dim = _sequence_shape(latent, data, "generator")
     return TextGenerator(cfg, length, vocab, noise_dim)
 
@@ -252,5 +253,6 @@ class TextDiscriminator(nn.Module):
 
 def build_discriminator(cfg: DiscriminatorConfig, *, latent: tuple[LatentSpec, ...],
                         data: dict[str, Any]) -> TextDiscriminator:
+    """Text discriminator: token ids or soft one-hots -> embedding, n-gram convolutions, max over time."""
     length, vocab, _ = _sequence_shape(latent, data, "discriminator")
     return TextDiscriminator(cfg, length, vocab)

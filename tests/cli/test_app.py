@@ -42,6 +42,9 @@ def test_plugins_options_lists_each_components_description_and_defaults():
     plugins = {p["name"]: p for p in json.loads(res.stdout)}
     (g,) = plugins["dcgan"]["components"]["generators"]
     assert g["name"] == "dcgan" and g["description"].startswith("DCGAN generator") and g["options"]["width"] == 64
+    undescribed = [(p["name"], kind, c["name"]) for p in plugins.values() for kind, comps in p["components"].items()
+                   for c in comps if not c["description"]]
+    assert undescribed == []  # every shipped component says what it is
 
 
 def test_train_resume_sample_export_end_to_end(tmp_path):
