@@ -133,6 +133,13 @@ def _onnx_parity(module: nn.Module, model: ExportModel, path: Path, tolerance: f
     return parity
 
 
+def model_metadata(model: ExportModel, metadata: dict[str, Any], precision: str) -> dict[str, Any]:
+    """What an exported file carries about itself (ONNX in ``metadata_props``, ``.pt2`` in ``gancore.json``): the
+    run's facts, the model's own, its precision and kind, and its input specs."""
+    return {**metadata, **model.metadata, "precision": precision, "kind": model.kind,
+            "inputs": [s.to_json() for s in model.inputs]}
+
+
 def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any], *, fp16: bool = False) -> dict[str, Any]:
     """Write ``model`` as one ONNX file with a dynamic batch; check it fully and against PyTorch.
 
@@ -158,8 +165,7 @@ def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any], *, fp1
     assert program is not None
     proto = program.model_proto
     precision = {"precision": "float16" if fp16 else "float32"}
-    for key, value in {**metadata, **model.metadata, **precision, "kind": model.kind,
-                       "inputs": [s.to_json() for s in model.inputs]}.items():
+    for key, value in model_metadata(model, metadata, precision["precision"]).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = f"gancore.{key}", json.dumps(value)
     onnx.save_model(proto, str(path))
@@ -269,8 +275,7 @@ def export_pt2(model: ExportModel, path: Path, metadata: dict[str, Any]) -> dict
     names = [s.name for s in model.inputs]
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     example = _examples(model.inputs, 2, seed=0)
-    meta = {**metadata, **model.metadata, "precision": "float32", "kind": model.kind,
-            "inputs": [s.to_json() for s in model.inputs], "input_names": names, "output_names": model.outputs}
+    meta = {**model_metadata(model, metadata, "float32"), "input_names": names, "output_names": model.outputs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the archive writer warns about weight grouping on CPU tensors
         try:
