@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from gancore.components import Nets, Sampler
+from gancore.config import check_roles
 from gancore.errors import ConfigError
 from gancore.layers import VirtualBatchNorm, rng_kept
 
@@ -45,10 +46,8 @@ def check_averageable(nets: Nets, roles: list[str], data: dict[str, Any]) -> Non
     """Refuse ``train.ema_nets`` entries that name no network of the run, or a network other than G whose
     batch-norm statistics cannot be re-estimated on real examples alone (copying the live ones spoils them)."""
     named = nets.named()
+    check_roles(roles, list(named))
     for role in roles:
-        if role not in named:
-            raise ConfigError(f"train.ema_nets: this run has no network {role!r}; its networks are "
-                              f"{', '.join(named)}")
         module = named[role]
         if role == "generator" or not _has_norm_statistics(module):
             continue

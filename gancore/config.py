@@ -115,6 +115,14 @@ SECTIONS = ("train", "data", *COMPONENT_SECTIONS, "regularizers", "networks")
 MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take it, with room for the per-step offsets
 
 
+def check_roles(roles: list[str], present: list[str]) -> None:
+    """Refuse ``train.ema_nets`` entries that name none of the run's networks (``present``, by role)."""
+    for role in roles:
+        if role not in present:
+            raise ConfigError(f"train.ema_nets: this run has no network {role!r}; its networks are "
+                              f"{', '.join(present)}")
+
+
 def check_seed(seed: int, where: str = "seed") -> int:
     """``seed`` if it is a whole number from 0 to :data:`MAX_SEED`, else a :class:`ConfigError` saying so."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:

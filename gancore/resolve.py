@@ -13,6 +13,7 @@ from gancore.config import (
     TOP_SCALARS,
     DataConfig,
     TrainConfig,
+    check_roles,
     check_seed,
     coerce,
     coerce_params,
@@ -75,10 +76,8 @@ def check_new_run(cfg: dict[str, Any]) -> None:
     t = cfg["train"]
     if t["sample_count"] > 4096:
         raise ConfigError(f"train.sample_count must be at most 4096 (a grid of 64 x 64), got {t['sample_count']}")
-    roles = ["generator", "discriminator", *cfg["networks"]]
-    if not t["ema"] and (unknown := [r for r in t["ema_nets"] if r not in roles]):
-        raise ConfigError(f"train.ema_nets: this run has no network {unknown[0]!r}; its networks are "
-                          f"{', '.join(roles)}")
+    if not t["ema"]:  # with averaging on, the built networks are checked (gancore.averaging.check_averageable)
+        check_roles(t["ema_nets"], ["generator", "discriminator", *cfg["networks"]])
 
 
 def switch_note(section: str, old: dict[str, Any], new: dict[str, Any], keys: set[str] | None = None) -> str | None:
