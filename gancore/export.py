@@ -30,7 +30,7 @@ from gancore.averaging import averaged_nets
 from gancore.components import ExportModel, LatentSpec, draw
 from gancore.deploy import MAX_BATCH
 from gancore.errors import ExportError
-from gancore.fsutil import swap_into_place
+from gancore.fsutil import json_text, swap_into_place
 from gancore.runs import open_run
 from gancore.state import TrainState
 
@@ -398,7 +398,7 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
             if "torchscript" in formats:
                 entry["torchscript"] = export_torchscript(model, tmp / f"{stem}{SUFFIX['torchscript']}")
             card["models"][stem] = entry
-        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        (tmp / "card.json").write_text(json_text(card, indent=2) + "\n")
         swap_into_place(tmp, dest)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -35,8 +36,25 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)  # "inf", "-inf", "nan": float() reads each back
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_text(data: Any, indent: int | None = None) -> str:
+    """Strict JSON (RFC 8259), which has no Infinity or NaN: a non-finite float (a reverse KL with a mode
+    missed, a loss gone NaN) is written as the string ``"inf"``, ``"-inf"`` or ``"nan"``, so ``jq``, browsers
+    and other languages' parsers read every report and log line we write."""
+    return json.dumps(_finite(data), indent=indent, allow_nan=False)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(path, json_text(data, indent=2) + "\n")
 
 
 def swap_into_place(tmp: Path, final: Path) -> None:

@@ -24,7 +24,7 @@ from gancore.components import Losses, Step
 from gancore.config import merge
 from gancore.errors import ConfigError, GanError
 from gancore.evaluate import applicable, evaluate
-from gancore.fsutil import write_json_atomic, write_text_atomic
+from gancore.fsutil import json_text, write_json_atomic, write_text_atomic
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
 from gancore.images import save_picture
 from gancore.plugins import PluginManager, get_manager
@@ -158,7 +158,7 @@ def _truncate_log(path: Path, step: int) -> None:
 def _append(path: Path, line: dict[str, Any]) -> None:
     try:
         with open(path, "a") as f:
-            f.write(json.dumps(line) + "\n")
+            f.write(json_text(line) + "\n")
     except OSError as e:
         raise GanError(f"could not write {path}: {e.strerror or e}; the last checkpoint is intact. "
                        f"Free disk space, then --resume {path.parent}") from None

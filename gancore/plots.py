@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,16 @@ def scatter(points: Any, path: Path, *, modes: list[list[float]] | None = None, 
 REAL = "real data"  # the series of a figure's ``*_ceiling``, the same measure on real data
 
 
+def _number(v: Any) -> float | None:
+    """A logged value as a float to draw: logs write non-finite ones as "inf", "-inf" or "nan" (strict JSON);
+    those draw as gaps; anything else that is not a number is not drawn."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    return math.nan if v in ("inf", "-inf", "nan") else None
+
+
 def _reports(run_dir: Path) -> list[dict[str, Any]]:
     """``gan eval``'s reports (``eval/step-N.json``) as log lines, ``(live)`` marking the last step's weights."""
     out = []
@@ -57,8 +68,7 @@ def _reports(run_dir: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a report from elsewhere, or one being written: the curves go on without it
         mark = " (live)" if path.stem.endswith("-live") else ""
-        out.append({"step": step, "eval": {f"{k}{mark}": v for k, v in results.items()
-                                           if isinstance(v, int | float)}})
+        out.append({"step": step, "eval": {f"{k}{mark}": v for k, v in results.items()}})
     return out
 
 
@@ -76,12 +86,13 @@ def panels(run_dir: Path) -> list[tuple[str, dict[str, list[tuple[int, float]]]]
     losses: dict[str, list[tuple[int, float]]] = {}
     for x in train_lines:
         for k, v in x.items():
-            if k not in ("step", "time_s", "images_per_s"):
-                losses.setdefault(k, []).append((x["step"], v))
+            if k not in ("step", "time_s", "images_per_s") and (y := _number(v)) is not None:
+                losses.setdefault(k, []).append((x["step"], y))
     metrics: dict[str, dict[int, float]] = {}
     for x in [x for x in lines if "eval" in x] + _reports(run_dir):
         for k, v in x["eval"].items():
-            metrics.setdefault(k, {})[x["step"]] = v  # a report at a step training also scored replaces it
+            if (y := _number(v)) is not None:
+                metrics.setdefault(k, {})[x["step"]] = y  # a report at a step training also scored replaces it
     out = [("loss", dict(sorted(losses.items())))] if losses else []
     for k in sorted(metrics):
         name, sep, mark = k.partition(" (")  # "q/frechet (live)": name "q/frechet", mark "live)"

@@ -1,6 +1,7 @@
 """The public evaluation API: what `gan eval` does, from Python."""
 
 import json
+import math
 import shutil
 
 import pytest
@@ -68,7 +69,8 @@ def test_evaluate_run_keeps_the_scores_of_the_metrics_that_worked(gan2d_run, mon
     res = gancore.evaluate_run(gan2d_run)
     assert res.failed == {"broken": "RuntimeError: boom"} and res.results["modes/modes_total"] == 8.0
     report = json.loads(res.report.read_text())
-    assert report["failed"] == res.failed and report["results"] == res.results
+    # float(): the report writes a non-finite figure (this tiny run's reverse KL) as a string, as strict JSON needs
+    assert report["failed"] == res.failed and {k: float(v) for k, v in report["results"].items()} == res.results
 
 
 def test_evaluate_run_where_every_metric_fails_is_an_error_and_writes_no_report(gan2d_run, monkeypatch):
@@ -130,3 +132,11 @@ def test_a_metric_returning_no_dict_or_no_numbers_or_exiting_is_a_failure_not_a_
                           "none": "TypeError: the metric returned NoneType, not a dict of figures",
                           "text": "TypeError: the metric's figure 's' is 'hello', not a number"}
     assert res.results["modes/modes_total"] == 8.0
+
+
+def test_an_infinite_figure_is_reported_in_strict_json(gan2d_run, monkeypatch):
+    add_metrics(monkeypatch, unbounded=lambda: (lambda run: {"kl": math.inf}))
+    res = gancore.evaluate_run(gan2d_run)
+    assert res.results["unbounded/kl"] == math.inf  # the caller gets the float
+    report = json.loads(res.report.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the report"))
+    assert report["results"]["unbounded/kl"] == "inf"

@@ -1,6 +1,7 @@
 """Curves of a run: training's log and gan eval's reports on one set of axes."""
 
 import json
+import math
 
 from gancore.plots import curves, panels
 
@@ -42,3 +43,16 @@ def test_curves_of_a_run_with_only_gan_eval_reports(tmp_path):
 
 def test_no_curves_before_anything_is_logged(tmp_path):
     assert curves(tmp_path) is None and not (tmp_path / "curves.png").exists()
+
+
+def test_non_finite_values_logged_as_strings_draw_as_gaps(tmp_path):
+    # strict JSON logs write a NaN loss or an infinite figure as a string; the curves read them as numbers
+    write_log(tmp_path, [{"step": 10, "d_loss": 1.0, "time_s": 1.0}, {"step": 20, "d_loss": "nan", "time_s": 2.0},
+                         {"step": 20, "eval": {"modes/reverse_kl": "inf"}}])
+    write_report(tmp_path, "step-0000030.json", 30, {"modes/reverse_kl": 0.5})
+    drawn = dict(panels(tmp_path))
+    (s1, v1), (s2, v2) = drawn["loss"]["d_loss"]
+    assert (s1, v1, s2) == (10, 1.0, 20) and math.isnan(v2)
+    (s1, v1), (s2, v2) = drawn["modes/reverse_kl"]["modes/reverse_kl"]
+    assert s1 == 20 and math.isnan(v1) and (s2, v2) == (30, 0.5)
+    assert curves(tmp_path).exists()
