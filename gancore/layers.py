@@ -19,6 +19,9 @@ class LatentInput(nn.Module):
     def __init__(self, specs: Sequence[LatentSpec]) -> None:
         super().__init__()
         self.specs = tuple(specs)
+        # one-hots take the module's float dtype (an fp16 export halves it): an empty, unsaved buffer follows
+        # .half() and .to(); a fixed float32 would meet half-precision noise and weights in the first layer
+        self.register_buffer("dtype_probe", torch.empty(0), persistent=False)
         self.dim = 0
         for s in self.specs:
             n = 1
@@ -35,9 +38,9 @@ class LatentInput(nn.Module):
             v = latent[s.name]
             if s.categories:  # one code per column, each one-hot at its own size
                 v = torch.cat([nn.functional.one_hot(v[:, i].long(), k) for i, k in enumerate(s.categories)], 1)
-                v = v.to(torch.float32)
+                v = v.to(self.dtype_probe.dtype)
             elif s.distribution == "categorical":
-                v = nn.functional.one_hot(v.long(), s.classes).to(torch.float32)
+                v = nn.functional.one_hot(v.long(), s.classes).to(self.dtype_probe.dtype)
             parts.append(v.flatten(1))
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 

@@ -141,7 +141,7 @@ def traverse(state: Any, path: str | Path, code: int = 0, cols: int = 10, seed: 
     return save_grid(x, path, tuple(state.data_info["value_range"]), nrow=nrow)
 
 
-NOT_TEXT = (".png", ".jpg", ".jpeg", ".json", ".jsonl", ".toml", ".safetensors", ".onnx", ".pt")
+NOT_TEXT = (".png", ".jpg", ".jpeg", ".json", ".jsonl", ".toml", ".safetensors", ".onnx", ".pt", ".pt2")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

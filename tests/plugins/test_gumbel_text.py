@@ -288,10 +288,12 @@ def test_sample_prints_text_from_a_run_and_from_onnx(run, tmp_path):
     assert (tmp_path / "s.txt").read_text().splitlines() == res2.texts
     config = run.run_dir / "config.json"
     before = config.read_bytes()
-    for name in (config, tmp_path / "g.png"):  # a run's own files and picture names are not text files
+    (tmp_path / "g.pt2").write_bytes(b"an exported model")
+    for name in (config, tmp_path / "g.png", tmp_path / "g.pt2"):  # run files, pictures, models: not text files
         with pytest.raises(ExportError, match=r"this model writes text; give -o a text file"):
             sample(run.run_dir, n=5, out=name)
     assert config.read_bytes() == before and not (tmp_path / "g.png").exists()
+    assert (tmp_path / "g.pt2").read_bytes() == b"an exported model"
 
 
 def test_export_ids_match_pytorch_exactly_and_decode_from_metadata_alone(run, tmp_path):

@@ -36,7 +36,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def export(run, tmp_path_factory):
-    return export_run(run, ["onnx", "pt2"], out=tmp_path_factory.mktemp("exp") / "infogan-tiny")
+    return export_run(run, ["onnx", "onnx-fp16", "pt2"], out=tmp_path_factory.mktemp("exp") / "infogan-tiny")
 
 
 # ---------------------------------------------------------------------------------------------- latent layout
@@ -308,6 +308,19 @@ def test_out_of_range_categories_are_refused(export):
         model.sample(3, seed=-1)
     with pytest.raises(ExportError, match="n must be from 1 to 65536, got 0"):
         model.sample(0)
+
+
+def test_fp16_export_of_the_code_inputs_keeps_parity(export):
+    # the one-hot codes take the halved module's dtype, so they meet fp16 noise and weights in G's first layer
+    g = json.loads((export / "card.json").read_text())["models"]["generator"]["onnx-fp16"]
+    assert 0 < max(g["max_abs_diff"].values()) <= 2e-2
+    model = OnnxModel(export / "generator.fp16.onnx")
+    feeds = {"noise": np.zeros((3, 62), np.float32), "categorical": np.array([[0], [4], [9]], np.int64),
+             "continuous": np.zeros((3, 2), np.float32)}
+    out = model.run(feeds)[0]
+    assert out.dtype == np.float32 and out.shape == (3, 1, 28, 28) and np.isfinite(out).all()
+    with pytest.raises(ExportError, match="categorical"):
+        model.run({**feeds, "categorical": np.array([[10], [0], [0]], np.int64)})
 
 
 def test_q_head_is_exported_with_parity(export, run):
