@@ -92,6 +92,7 @@ def train(
     from gancore.config import load_toml, parse_sets
     from gancore.loop import check_prepare, check_prepare_resume, prepare, prepare_resume
     from gancore.loop import train as run_training
+    from gancore.runs import discard_unstarted
 
     if nproc < 1:
         fail(f"--nproc must be >= 1, got {nproc}")
@@ -157,6 +158,8 @@ def train(
         raise typer.Exit(130) from None
     except BaseException:
         distributed.finish(state.nets, ok=False)
+        if world.main and resume is None and (why := discard_unstarted(state)):
+            typer.echo(f"gancore: note: {why}", err=True)
         raise
     distributed.finish(state.nets)
     if world.main:

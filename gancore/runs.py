@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,25 @@ def check_run_dir(out: str | None) -> None:
         raise ConfigError(f"--out is empty; name the run folder to create, or leave --out off for "
                           f"{RUNS_DIR}/<plugin>-NNNN")
     if out and Path(out).exists():
-        go_on = f", or continue it with --resume {out}" if is_run_dir(Path(out)) else " (it is not a run to resume)"
+        path = Path(out)
+        go_on = " (it is not a run to resume)"
+        if is_run_dir(path):
+            go_on = (f", or continue it with --resume {out}" if list_checkpoints(path / "checkpoints") else
+                     " (it is a run that stopped before its first checkpoint, so there is nothing to resume: "
+                     "delete it to use the name again)")
         raise ConfigError(f"run folder {out!r} already exists and is never overwritten; choose another --out{go_on}")
+
+
+def discard_unstarted(state: TrainState) -> str | None:
+    """Remove the run folder of a new run that failed in its first step (a loss or regularizer that does not fit
+    the networks, found only when it runs): it holds only what :func:`write_run_files` wrote, and left in place it
+    would block its own name. Returns what was done, or None where the run had begun (kept, to inspect or
+    resume)."""
+    run_dir = state.run_dir
+    if run_dir is None or state.step != 0 or list_checkpoints(run_dir / "checkpoints"):
+        return None
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return f"removed {run_dir}: the run failed before its first step, so it held nothing to keep"
 
 
 def new_run_dir(plugin: str, out: str | None) -> Path:

@@ -140,9 +140,11 @@ def balanced_labels(y: Tensor, per_class: int, seed: int, classes: list[str] | N
 
 
 def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[str, Any],
-            device: torch.device) -> None:
-    """One forward pass of G and D on two latent draws, in eval mode and on a private RNG, so a component
-    that does not fit the data fails now, naming both shapes, rather than deep inside the first step."""
+            device: torch.device, real: Tensor | None = None) -> None:
+    """One forward pass of G and D on a latent draw, in eval mode and on a private RNG, then of D on ``real``
+    examples if given (a batch as training feeds them), so a component that does not fit the data fails now,
+    naming both shapes, rather than deep inside the first step (with a run folder already made). Eval mode
+    and no_grad: no batch-norm statistics move and no RNG is drawn, so training is the same bit for bit."""
     g, d = nets.generator, nets.discriminator
     modes = (g.training, d.training)
     g.eval()
@@ -164,6 +166,8 @@ def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[s
             if out.logits.ndim not in (1, 2) or n % out.logits.shape[0]:
                 raise GanError(f"discriminator {cfg['discriminator']['name']!r} returned logits of shape "
                                f"{tuple(out.logits.shape)}, expected ({n},) or ({n}, classes) (or packs of {n})")
+            if real is not None:
+                _read_real(cfg, d, real.to(device), latent, data_info)
     except GanError:
         raise
     except Exception as e:  # a shape mismatch inside the networks themselves
@@ -173,6 +177,18 @@ def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[s
     finally:
         g.train(modes[0])
         d.train(modes[1])
+
+
+def _read_real(cfg: dict[str, Any], d: torch.nn.Module, real: Tensor, latent: dict[str, Tensor],
+               data_info: dict[str, Any]) -> None:
+    """D on real examples: a D that reads G's output may still not read the data (token ids into a float net)."""
+    try:
+        d(real, **latent) if getattr(d, "joint_latent", False) else d(real)
+    except Exception as e:
+        what = f"{data_info.get('kind', 'image')}s of shape {tuple(real.shape[1:])}, {real.dtype}"
+        raise GanError(f"discriminator {cfg['discriminator']['name']!r} cannot read the examples of dataset "
+                       f"{cfg['data']['name']!r} ({what}): {type(e).__name__}: {str(e).splitlines()[0][:200]}; "
+                       f"pick a discriminator made for this data (gan plugins --options lists them)") from None
 
 
 def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | None = None,
@@ -223,7 +239,7 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     fixed_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 3)
     fixed = sampler.sample(t["sample_count"], fixed_gen, device)
 
-    dry_run(cfg, nets, sampler, data_info, device)
+    dry_run(cfg, nets, sampler, data_info, device, real=None if data is None else data.x[:t["batch_size"]])
     state = TrainState(config=cfg, manager=mgr, device=device, data_info=data_info, sampler=sampler, nets=nets,
                        loss=loss, regularizers=regularizers, opt_g=opt_g, opt_d=opt_d, latent_gen=latent_gen,
                        data_gen=data_gen, fixed_latent=fixed, world=world)

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -115,12 +116,36 @@ def test_config_file(tmp_path):
         (["--plugin", "dcgan", "--set", "train.lr_d=.9"], r"write the number with digits on both sides .* 0\.9$"),
         (["--plugin", "dcgan", "--dataset", "image-folder", "--set", "data.dir=[old] faces"],
          r"--data-dir '.*\[old\] faces' is not a folder"),  # a string option takes the text as typed
+        (["--plugin", "gan2d", "--dataset", "cfg"],  # G's points fit D; the data's token ids do not
+         r"discriminator 'mlp2d' cannot read the examples of dataset 'cfg' \(sequences of shape \(\d+,\), "
+         r"torch.int64\): RuntimeError: .*dtype.*; pick a discriminator made for this data"),
     ],
 )
 def test_bad_train_input(args, pattern):
     res = gan("train", *args, "--quiet")
     one_line_error(res, pattern)
     assert not os.path.exists("runs") or os.listdir("runs") == []  # nothing created
+
+
+def test_a_run_that_fails_in_its_first_step_leaves_no_folder_to_block_its_name():
+    # a loss that needs a network the config lacks is found only when the first step runs it
+    for _ in range(2):  # the same command again fails the same way, not on "already exists"
+        res = gan("train", "--plugin", "gan2d", "--set", "loss.name=bigan", "--steps", "1", "--out", "runs/x",
+                  "--quiet")
+        assert res.exit_code == 2, res.output
+        lines = [x for x in res.stderr.splitlines() if x.strip()]
+        assert lines[-1].startswith("error: loss bigan needs an encoder network"), res.stderr
+        assert "gancore: note: removed runs/x: the run failed before its first step" in res.stderr
+        assert not os.path.exists("runs/x")
+
+
+def test_a_run_folder_without_a_checkpoint_is_not_offered_to_resume(tmp_path):
+    res = gan("train", "--plugin", "gan2d", "--steps", "2", "--out", "runs/r", "--quiet")
+    assert res.exit_code == 0, res.output
+    shutil.rmtree("runs/r/checkpoints")  # as if it stopped before its first checkpoint
+    one_line_error(gan("train", "--plugin", "gan2d", "--out", "runs/r", "--quiet"),
+                   r"already exists and is never overwritten; choose another --out \(it is a run that stopped "
+                   r"before its first checkpoint, so there is nothing to resume: delete it to use the name again\)")
 
 
 def test_an_existing_run_folder_is_never_overwritten():
