@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,14 +141,29 @@ def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None =
     return results
 
 
+def _names(metrics: Collection[str]) -> str:
+    return ("metric " if len(metrics) == 1 else "metrics ") + ", ".join(repr(m) for m in metrics)
+
+
+def _earlier(path: Path, scored: Collection[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The figures and failures an earlier report at ``path`` holds for metrics other than ``scored`` (kept: a
+    ``gan eval --metric M`` adds M's figures to the step's report instead of dropping the others')."""
+    try:
+        old = json.loads(path.read_text())
+        results, failed = dict(old.get("results") or {}), dict(old.get("failed") or {})
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}, {}  # none yet, or one we cannot read: it is replaced
+    return ({k: v for k, v in results.items() if k.split("/", 1)[0] not in scored},
+            {k: v for k, v in failed.items() if k not in scored})
+
+
 def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, live: bool = False,
-                 failed: dict[str, str] | None = None) -> Path:
+                 failed: dict[str, str] | None = None, scored: Collection[str] = ()) -> Path:
     """``RUN/eval/step-N.json`` for a run (``step-N-live.json`` for the last step's weights of a run trained with
     ``train.ema``, so neither reading replaces the other), ``<model>.eval.json`` beside an exported model.
-    ``failed`` (metric: why) is recorded beside the results, so a partial report says what it lacks."""
+    ``failed`` (metric: why) is recorded beside the results, so a partial report says what it lacks. An earlier
+    report of the same weights keeps the figures of the metrics not ``scored`` this time."""
     report: dict[str, Any] = {"step": state.step}
-    if failed:
-        report["failed"] = failed
     if isinstance(state, OnnxSource):
         path = state.path.with_name(f"{state.path.stem}.eval.json")
         report["provider"] = state.model.provider  # the one the session really used, not the one asked for
@@ -156,9 +172,13 @@ def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, l
         suffix = "-live" if live and state.config["train"]["ema"] else ""
         path = state.run_dir / "eval" / f"step-{state.step:07d}{suffix}.json"
         report["weights"] = "averaged" if averaged_nets(state.config["train"], live) else "live"
+    kept, kept_failed = _earlier(path, set(scored) | set(failed or {}))
+    failed = {**kept_failed, **(failed or {})}
+    if failed:
+        report["failed"] = failed
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {**report, "results": results})
+        write_json_atomic(path, {**report, "results": {**kept, **results}})
     except OSError as e:
         raise GanError(f"could not write {path}: {e.strerror or e}") from None
     return path
@@ -238,7 +258,10 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
     results = evaluate(state, chosen, failed)
     if failed and not results:  # nothing to report: an error, and no report that would read as a score
         raise GanError("; ".join(f"metric {name!r} failed: {why}" for name, why in failed.items()))
-    report = write_report(state, results, live=live, failed=failed)
+    if not results and not failed:
+        raise GanError(f"{_names(chosen)} returned no figures for run {target}, so no report was written "
+                       f"(an earlier one is kept); a metric reports a dict of numbers")
+    report = write_report(state, results, live=live, failed=failed, scored=chosen)
     try:
         pic = None if target.suffix == ".onnx" else curves(target)
     except OSError as e:

@@ -114,10 +114,33 @@ def test_a_metric_whose_plugin_raises_while_setting_up_is_skipped_and_refused_wh
     assert "train.eval_every: metric 'bad-build' skipped; plugin 'fake' raised" in capsys.readouterr().err
 
 
-def test_a_metric_that_returns_no_figures_is_not_an_error(gan2d_run, monkeypatch):
+def test_a_metric_that_returns_no_figures_writes_no_report_and_keeps_the_earlier_one(gan2d_run, monkeypatch):
     add_metrics(monkeypatch, empty=lambda: (lambda run: {}))
-    res = gancore.evaluate_run(gan2d_run, metrics=["empty"])
-    assert res.results == {} and not res.failed and json.loads(res.report.read_text())["results"] == {}
+    full = gancore.evaluate_run(gan2d_run)  # "empty" beside modes: its silence costs nothing
+    assert "modes/modes_total" in full.results and not full.failed
+    before = full.report.read_text()
+    with pytest.raises(GanError, match=r"^metric 'empty' returned no figures for run .*, so no report was written "
+                                       r"\(an earlier one is kept\)"):
+        gancore.evaluate_run(gan2d_run, metrics=["empty"])
+    assert full.report.read_text() == before
+
+
+def test_scoring_some_metrics_again_adds_to_the_steps_report(gan2d_run, monkeypatch):
+    value = {"v": 1.0}
+    add_metrics(monkeypatch, plain=lambda: (lambda run: dict(value)))
+    full = gancore.evaluate_run(gan2d_run)
+    modes = {k: v for k, v in json.loads(full.report.read_text())["results"].items() if k.startswith("modes/")}
+    value["v"] = 2.0
+    again = gancore.evaluate_run(gan2d_run, metrics=["plain"])
+    assert again.results == {"plain/v": 2.0} and again.report == full.report
+    results = json.loads(again.report.read_text())["results"]
+    assert results["plain/v"] == 2.0 and {k: v for k, v in results.items() if k.startswith("modes/")} == modes
+    add_metrics(monkeypatch, bad=BrokenMetric)
+    gancore.evaluate_run(gan2d_run, metrics=["plain", "bad"])  # a failure is recorded beside what is kept
+    report = json.loads(again.report.read_text())
+    assert report["failed"] == {"bad": "RuntimeError: boom"} and "modes/modes_total" in report["results"]
+    gancore.evaluate_run(gan2d_run, metrics=["plain"])  # a failure is kept until its metric is scored again
+    assert json.loads(again.report.read_text())["failed"] == {"bad": "RuntimeError: boom"}
 
 
 def _exits(run):
