@@ -79,6 +79,7 @@ def applicable(state: TrainState | OnnxSource, names: list[str] | None = None,
     so. One that fits but cannot run (``unavailable``, or its plugin raised while building or asking it) is an
     error when named, else noted in ``skipped``."""
     reg = (getattr(state, "manager", None) or get_manager()).registries.metrics
+    names = [names] if isinstance(names, str) else names  # metrics="modes" from Python means that one
     chosen = names if names else reg.list()
     out: dict[str, Metric] = {}
     for name in chosen:

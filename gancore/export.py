@@ -355,6 +355,7 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
                force: bool = False, checkpoint: str | None = None, live: bool = False) -> Path:
     """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder. ``live``: a run
     trained with ``train.ema`` is exported with its last step's weights rather than its networks' averages."""
+    formats = [formats] if isinstance(formats, str) else list(formats)  # export_run(run, "onnx") means one format
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from gancore.config import (
@@ -98,6 +99,9 @@ def switch_note(section: str, old: dict[str, Any], new: dict[str, Any], keys: se
 
 
 def check_keys(layer: dict[str, Any]) -> None:
+    if not isinstance(layer, Mapping):
+        raise ConfigError(f"a config layer must be a dict (e.g. {{\"train\": {{\"steps\": 500}}}}), got "
+                          f"{type(layer).__name__}: {layer!r:.80}")
     allowed = set(TOP_SCALARS) | set(SECTIONS)
     for key, value in layer.items():
         if key not in allowed:

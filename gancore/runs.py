@@ -20,8 +20,9 @@ from gancore.state import TrainState, build_state
 RUNS_DIR = Path("runs")
 
 
-def check_run_dir(out: str | None) -> None:
+def check_run_dir(out: str | Path | None) -> None:
     """Refuse an ``--out`` that already exists (runs are never overwritten) or is empty."""
+    out = None if out is None else str(out)  # the Python API may pass a Path
     if out is not None and not out.strip():  # most likely an unset shell variable: `--out "$DIR"`
         raise ConfigError(f"--out is empty; name the run folder to create, or leave --out off for "
                           f"{RUNS_DIR}/<plugin>-NNNN")
@@ -47,9 +48,10 @@ def discard_unstarted(state: TrainState) -> str | None:
     return f"removed {run_dir}: the run failed before its first step, so it held nothing to keep"
 
 
-def new_run_dir(plugin: str, out: str | None) -> Path:
+def new_run_dir(plugin: str, out: str | Path | None) -> Path:
     """``out`` if given (it must not exist), else the next free ``runs/<plugin>-NNNN``."""
     check_run_dir(out)
+    out = None if out is None else str(out)
     if out:
         path = Path(out)
         try:
@@ -164,8 +166,12 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
     return state
 
 
-def pick_checkpoint(run_dir: Path, name: str | None = None) -> Path:
+def pick_checkpoint(run_dir: Path, name: str | int | None = None) -> Path:
     ckpts = list_checkpoints(run_dir / "checkpoints")
+    if isinstance(name, int) and not isinstance(name, bool):  # the Python API's checkpoint=500
+        name = str(name)
+    if name is not None and not isinstance(name, str):
+        raise CheckpointError(f"checkpoint must be a step (500) or a folder name (step-0000500), got {name!r}")
     if name:
         wanted = f"step-{int(name):07d}" if name.isdigit() else name
         match = [c for c in ckpts if c.name == wanted]

@@ -192,9 +192,11 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     With ``traverse=i``, draw a traversal grid of continuous code ``i`` instead (see :func:`traversal_latent`).
     ``live``: a run trained with ``train.ema`` is sampled from its last step's weights, not G's average.
     """
-    if not 1 <= n <= MAX_BATCH:
-        raise ExportError(f"-n must be from 1 to {MAX_BATCH}, got {n}; for more, sample several times with "
-                          f"different --seed values")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
+        raise ExportError(f"-n must be a whole number from 1 to {MAX_BATCH}, got {n!r}; for more, sample several "
+                          f"times with different --seed values")
+    if traverse is not None and (isinstance(traverse, bool) or not isinstance(traverse, int)):
+        raise ExportError(f"traverse names a continuous code by its index (0 for the first), got {traverse!r}")
     check_seed(seed, "--seed")
     target = Path(target)
     refuse_run_options_for_model(target, live, checkpoint)

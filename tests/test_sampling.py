@@ -40,10 +40,16 @@ def test_a_run_and_its_export_are_scored_on_the_same_samples(trained_run, export
     assert run.shape == model.shape and (run - model).abs().max() <= 1e-4
 
 
-@pytest.mark.parametrize("n", [0, 65537])
+@pytest.mark.parametrize("n", [0, 65537, "8", 2.5, True])
 def test_bad_n(trained_run, n):
-    with pytest.raises(ExportError, match=rf"-n must be from 1 to 65536, got {n}"):
+    with pytest.raises(ExportError, match=rf"-n must be a whole number from 1 to 65536, got {n!r}"):
         sample(trained_run, n=n)
+
+
+@pytest.mark.parametrize("traverse", [True, "0", 0.0])
+def test_traverse_must_be_a_code_index(trained_run, traverse):
+    with pytest.raises(ExportError, match=rf"traverse names a continuous code by its index .*got {traverse!r}"):
+        sample(trained_run, traverse=traverse)
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 10**23])

@@ -1,0 +1,31 @@
+"""The Python API (``gancore.prepare``, ``sample``, ``evaluate_run``, ``export_run``) takes what a Python caller
+would naturally pass, and refuses the rest with an error that says what it wanted."""
+
+from pathlib import Path
+
+import pytest
+
+import gancore
+from gancore.errors import CheckpointError, ConfigError
+
+
+def test_prepare_takes_a_path_for_out_and_refuses_a_layer_that_is_not_a_dict(tmp_path):
+    state = gancore.prepare("gan2d", {"device": "cpu", "train": {"steps": 1}}, out=tmp_path / "r")
+    assert state.run_dir == tmp_path / "r" and (tmp_path / "r" / "config.json").is_file()
+    with pytest.raises(ConfigError, match=r"a config layer must be a dict .*got list: \[1\]"):
+        gancore.prepare("gan2d", [1], out=tmp_path / "r2")
+    assert not (tmp_path / "r2").exists()
+
+
+def test_a_checkpoint_may_be_given_as_an_int_and_one_format_or_metric_as_a_string(gan2d_run, tmp_path):
+    res = gancore.sample(gan2d_run, n=4, checkpoint=8)
+    assert res.samples.shape == (4, 2)
+    with pytest.raises(CheckpointError, match=r"checkpoint '3' not found .*have: step-0000008"):
+        gancore.sample(gan2d_run, n=4, checkpoint=3)
+    with pytest.raises(CheckpointError, match=r"checkpoint must be a step \(500\) or a folder name"):
+        gancore.sample(gan2d_run, n=4, checkpoint=8.0)
+    dest = gancore.export_run(gan2d_run, "onnx", out=tmp_path / "e", checkpoint=8)
+    assert (dest / "generator.onnx").is_file()
+    assert list(gancore.evaluate_run(gan2d_run, metrics="modes").results) == [
+        "modes/modes", "modes/modes_total", "modes/high_quality_pct", "modes/reverse_kl"]
+    assert isinstance(dest, Path)
