@@ -259,7 +259,8 @@ def export(
         "--format", help="onnx (fp32), onnx-fp16 (half precision inside, for GPUs), onnx-opt (onnxruntime's "
                          "optimised graph for CPU, faster to load), pt2 (a torch.export ExportedProgram) and/or "
                          "torchscript.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Folder to write (default exported/<run>).")] = None,
+    # str, not Path: typer would read an empty --out "$DIR" as the current folder
+    out: Annotated[str | None, typer.Option(help="Folder to write (default exported/<run>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint step to export (default: latest).")] = None,
     live: Live = False,

@@ -359,8 +359,10 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
+    if out is not None and not str(out).strip():  # most likely an unset shell variable: `--out "$DIR"`
+        raise ExportError(f"--out is empty; name the folder to write, or leave --out off for {EXPORT_DIR}/<run>")
     run = Path(run)
-    dest = Path(out) if out else EXPORT_DIR / run.resolve().name
+    dest = Path(out) if out is not None else EXPORT_DIR / run.resolve().name
     try:
         _tidy(dest)
     except OSError as e:

@@ -191,6 +191,12 @@ def test_export_twice_is_refused(trained_run):
     one_line_error(gan("export", trained_run, "--out", "e"), r"already exists.*--force")
 
 
+def test_export_to_an_empty_out_is_refused_not_read_as_here(trained_run):
+    one_line_error(gan("export", trained_run, "--out", "", "--force"),
+                   r"--out is empty; name the folder to write, or leave --out off for exported/<run>")
+    assert os.listdir(".") == []  # nothing written here, nor a temporary folder left
+
+
 def test_a_bad_resume_blames_the_option_or_the_path_not_the_run(trained_run, tmp_path):
     one_line_error(gan("train", "--resume", trained_run, "--steps", "-4"), r"train\.steps must be >= 1, got -4$")
     one_line_error(gan("train", "--resume", trained_run, "--device", "tpu"), r"^error: unknown device 'tpu'; use auto")
