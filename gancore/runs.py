@@ -13,7 +13,7 @@ from gancore.checkpoint import checkpoint_step, list_checkpoints, load_weights, 
 from gancore.config import merge
 from gancore.errors import CheckpointError, ConfigError, UnknownNameError
 from gancore.fsutil import write_json_atomic
-from gancore.plugins import PluginManager, get_manager
+from gancore.plugins import PluginManager, get_manager, restriction
 from gancore.resolve import validate
 from gancore.state import TrainState, build_state
 
@@ -113,6 +113,9 @@ def _missing_plugins(path: Path, mgr: PluginManager) -> str:
     if not gone:
         return ""
     listed = ", ".join(f"{name} {version}" if version else name for name, version in sorted(gone.items()))
+    if setting := restriction():  # installed, most likely, but filtered out: installing again would not help
+        return (f". The run was trained with plugins not loaded here: {listed}; plugin loading is restricted by "
+                f"{setting}: unset it, or add the plugins the run needs")
     return f". The run was trained with plugins not loaded here: {listed}; install them (see `gan plugins`)"
 
 

@@ -109,3 +109,13 @@ def test_a_run_whose_plugin_is_gone_says_which_to_install(gan2d_run):
     with pytest.raises(CheckpointError, match=r"unknown generator 'mlp'.*The run was trained with plugins not "
                                               r"loaded here: lsgan 0\.1\.0; install them"):
         open_run(gan2d_run)
+
+
+def test_a_run_whose_plugin_is_filtered_out_says_to_lift_the_filter_not_to_install(gan2d_run, monkeypatch):
+    config, meta = gan2d_run / "config.json", gan2d_run / "run.json"
+    config.write_text(config.read_text().replace('"name": "mlp2d"', '"name": "mlp"', 1))
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "plugins": {"gan2d": "1", "lsgan": "0.1.0"}}))
+    monkeypatch.setenv("GANCORE_PLUGINS", "gan2d")
+    with pytest.raises(CheckpointError, match=r"not loaded here: lsgan 0\.1\.0; plugin loading is restricted by "
+                                              r"GANCORE_PLUGINS=gan2d: unset it, or add the plugins the run needs$"):
+        open_run(gan2d_run)
