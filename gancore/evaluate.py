@@ -227,7 +227,7 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
     kept; if every one fails, :class:`GanError` says why."""
     from gancore.plots import curves
     from gancore.runs import open_run
-    from gancore.sampling import refuse_run_options_for_model
+    from gancore.sampling import is_model, refuse_run_options_for_model
 
     target = Path(target)
     refuse_run_options_for_model(target, live, checkpoint)
@@ -235,7 +235,7 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
         raise GanError(f"--data-dir {data_dir!r} does not exist or is not a folder; give the folder holding the "
                        f"dataset's files")
     state: TrainState | OnnxSource
-    if target.suffix == ".onnx":
+    if is_model(target):
         state = OnnxSource(target, device or "auto", data_dir or "")
         backend = f"onnxruntime on {state.model.provider}"
     else:
@@ -264,7 +264,7 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
                        f"(an earlier one is kept); a metric reports a dict of numbers")
     report = write_report(state, results, live=live, failed=failed, scored=chosen)
     try:
-        pic = None if target.suffix == ".onnx" else curves(target)
+        pic = None if isinstance(state, OnnxSource) else curves(target)
     except OSError as e:
         raise GanError(f"could not write {target / 'curves.png'}: {e.strerror or e}; the scores are saved in "
                        f"{report}. Free disk space, then run gan eval again for the picture") from None

@@ -29,7 +29,7 @@ from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weigh
 from gancore.images import save_picture
 from gancore.plugins import PluginManager, get_manager
 from gancore.progress import Progress
-from gancore.resolve import resolve_config
+from gancore.resolve import check_data_dir, resolve_config
 from gancore.runs import check_run_dir, load_run_config, new_run_dir, pick_checkpoint, write_run_files
 from gancore.sampling import eval_mode
 from gancore.state import TrainState, build_state, load_data, pick_device
@@ -41,6 +41,7 @@ def prepare(plugin: str, *layers: dict[str, Any], out: str | None = None,
     mgr = mgr or get_manager()
     cfg = resolve_config(mgr, plugin, *layers)
     data = load_data(mgr, cfg, train=True)
+    check_data_dir(cfg)
     state = build_state(mgr, cfg, data=data)
     world = state.world
     if world.main:
@@ -62,7 +63,9 @@ def check_prepare(plugin: str, *layers: dict[str, Any], out: str | None = None, 
     check_run_dir(out)
     distributed.shard_batch(cfg["train"]["batch_size"], distributed.World(size=processes))
     cpu = merge(cfg, {"device": "cpu"})  # the networks fit the data wherever they train; no GPU memory held here
-    build_state(mgr, cpu, data=load_data(mgr, cpu, train=True))
+    data = load_data(mgr, cpu, train=True)
+    check_data_dir(cfg)
+    build_state(mgr, cpu, data=data)
 
 
 def check_prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str | None = None,

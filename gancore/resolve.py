@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from gancore.config import (
@@ -79,6 +80,16 @@ def check_new_run(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"train.sample_count must be at most 4096 (a grid of 64 x 64), got {t['sample_count']}")
     if not t["ema"]:  # with averaging on, the built networks are checked (gancore.averaging.check_averageable)
         check_roles(t["ema_nets"], ["generator", "discriminator", *cfg["networks"]])
+
+
+def check_data_dir(cfg: dict[str, Any]) -> None:
+    """A ``data.dir`` that is not a folder, for a dataset that loaded without it (gan2d's mixtures read no files):
+    refused, as the run would record it and ``gan eval`` would later look for it (datasets that read files refuse
+    a missing one themselves, saying where they looked)."""
+    folder = cfg["data"].get("dir")
+    if folder and not Path(str(folder)).expanduser().is_dir():
+        raise ConfigError(f"--data-dir {str(folder)!r} does not exist or is not a folder; dataset "
+                          f"{cfg['data']['name']!r} reads no files from it, so leave --data-dir off")
 
 
 def switch_note(section: str, old: dict[str, Any], new: dict[str, Any], keys: set[str] | None = None) -> str | None:

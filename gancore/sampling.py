@@ -170,10 +170,18 @@ class SampleResult:
     texts: list[str] | None = None  # decoded samples of a sequence model
 
 
+def is_model(target: Path) -> bool:
+    """Whether ``gan sample`` and ``gan eval`` read ``target`` as an exported ONNX model rather than a run folder:
+    by its suffix, in any case (``G.ONNX``), unless it is a run folder that happens to be named ``*.onnx``."""
+    if target.suffix.lower() != ".onnx":
+        return False
+    return not ((target / "config.json").is_file() and (target / "run.json").is_file())  # runs.is_run_dir
+
+
 def refuse_run_options_for_model(target: Path, live: bool, checkpoint: str | None) -> None:
     """``--live`` (a run's last-step weights in place of the averages) and ``--checkpoint`` pick weights in a run
     folder; an exported model holds one set, so either one given with it is an error, not silently ignored."""
-    if target.suffix != ".onnx":
+    if not is_model(target):
         return
     for flag, given in (("--live", live), ("--checkpoint", checkpoint is not None)):
         if given:
@@ -201,7 +209,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     target = Path(target)
     refuse_run_options_for_model(target, live, checkpoint)
     nrow = None
-    if target.suffix == ".onnx":
+    if is_model(target):
         from gancore.deploy import OnnxModel
 
         model = OnnxModel(target, device=device)

@@ -88,3 +88,13 @@ def test_grid_maps_value_range_to_bytes():
     imgs = np.array([[[[-1.0, 1.0]]], [[[0.0, 0.0]]]], dtype=np.float32)  # 2 images of 1x1x2
     g = grid_array(imgs, (-1.0, 1.0), nrow=2, pad=0)
     assert g.tolist() == [[0, 255, 128, 128]]
+
+
+def test_a_model_is_told_from_a_run_by_its_suffix_in_any_case_and_a_run_named_onnx_is_a_run(
+        trained_run, exported, tmp_path):
+    import shutil
+
+    shutil.copy(exported / "generator.onnx", tmp_path / "G.ONNX")
+    assert sample(tmp_path / "G.ONNX", n=4).backend.startswith("onnxruntime")
+    shutil.copytree(trained_run, tmp_path / "odd.onnx")
+    assert sample(tmp_path / "odd.onnx", n=4).backend.startswith("pytorch")
