@@ -119,7 +119,10 @@ def check_keys(layer: dict[str, Any]) -> None:
             raise ConfigError(f"unknown config key {key!r}.{suggest(key, allowed)} Valid keys: "
                               f"{', '.join(sorted(allowed))}")
         if key in SECTIONS and not isinstance(value, dict):
-            raise ConfigError(f"config key {key!r} is a section; set its fields, e.g. {key}.name=...")
+            example = {"train": "train.steps=500", "data": "data.limit=1000",
+                       "regularizers": "regularizers.r1.gamma=10",
+                       "networks": "networks.encoder.name=bigan"}.get(key, f"{key}.name=...")
+            raise ConfigError(f"config key {key!r} is a section; set its fields, e.g. --set {example}")
 
 
 def _component(registry: Registry, section: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -116,6 +116,8 @@ def test_config_file(tmp_path):
         (["--plugin", "dcgan", "--set", "train.lr_d=.9"], r"write the number with digits on both sides .* 0\.9$"),
         (["--plugin", "dcgan", "--dataset", "image-folder", "--set", "data.dir=[old] faces"],
          r"--data-dir '.*\[old\] faces' is not a folder"),  # a string option takes the text as typed
+        (["--plugin", "gan2d", "--set", "train=5"], r"config key 'train' is a section; set its fields, e\.g\. "
+                                                   r"--set train\.steps=500$"),
         (["--plugin", "gan2d", "--data-dir", "missing-folder"],  # gan2d reads no files; eval would look for it
          r"--data-dir '.*missing-folder' does not exist or is not a folder; dataset 'ring' reads no files from it"),
         (["--plugin", "gan2d", "--dataset", "cfg"],  # G's points fit D; the data's token ids do not
