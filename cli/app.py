@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,12 @@ def _message(e: GanError) -> str:
     return f"error: {e}"
 
 
+def _says() -> bool:
+    """Whether this process reports errors: under torchrun (``gan train --nproc N``) rank 0 alone does, as every
+    rank meets the same error and N copies of one line read as N problems."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 class _Group(TyperGroup):
     """Turn a GanError from any command into one line on stderr and exit code 2."""
 
@@ -34,10 +42,12 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except GanError as e:
-            typer.echo(_message(e), err=True)
+            if _says():
+                typer.echo(_message(e), err=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:  # files are written whole or not at all (atomic renames): no partial file
-            typer.echo("\ninterrupted", err=True)
+            if _says():
+                typer.echo("\ninterrupted", err=True)
             raise typer.Exit(130) from None
 
 
@@ -183,14 +193,32 @@ def _interrupted(state: TrainState) -> str:
             f"gan train --resume {state.run_dir}")
 
 
-# torchrun, quiet on Ctrl-C: it stops its workers (rank 0 says where the run stands), then raises SignalException,
-# whose traceback would bury that line
-_TORCHRUN = """import runpy, sys
-from torch.distributed.elastic.multiprocessing.api import SignalException
+# torchrun, quiet: on Ctrl-C it stops its workers (rank 0 says where the run stands), then raises SignalException;
+# when a worker fails (rank 0 has said why, in one line) it raises ChildFailedError with a report of every rank. Either
+# traceback would bury rank 0's line, so the wrapper exits with the workers' own code instead: 2 for bad input, 3 for
+# a diverged run, as without --nproc; a worker killed by a signal gets one line of its own.
+_TORCHRUN = """import logging, os, runpy, signal, sys
+# no warning lines from torch's elastic agent about stopping workers: its loggers take LOGLEVEL, the rest inherit
+os.environ.setdefault("LOGLEVEL", "CRITICAL")
+logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
 try:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     runpy.run_module("torch.distributed.run", run_name="__main__", alter_sys=True)
-except SignalException:
+except KeyboardInterrupt:
     sys.exit(130)
+except SignalException as e:
+    if e.sigval != signal.SIGINT:  # on Ctrl-C rank 0 has said where the run stands; a SIGTERM stops it unsaid
+        print(f"stopped by signal {int(e.sigval)}; every checkpoint written is intact: continue with "
+              f"gan train --resume RUN (the run folder printed above)", file=sys.stderr)
+    sys.exit(130)
+except ChildFailedError as e:
+    rank, first = e.get_first_failure()  # the root cause: torchrun then stops the other workers with SIGTERM
+    if first.exitcode < 0:
+        print(f"error: training process rank {rank} died by signal {-first.exitcode}; every checkpoint written is "
+              f"intact: continue with gan train --resume RUN (the run folder printed above)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(first.exitcode)
 """
 
 
@@ -207,12 +235,21 @@ def _torchrun(nproc: int) -> int:
             args.append(a)
     cmd = [sys.executable, "-c", _TORCHRUN, "--standalone", f"--nproc-per-node={nproc}",
            "-m", "gancore_cli", "train", *args]
-    proc = subprocess.Popen(cmd)
+    # torchrun in a process group of its own, so a signal reaches it once, from here: Ctrl-C at the terminal,
+    # or `kill` of this process alone (which would otherwise leave torchrun and the workers training unseen)
+    proc = subprocess.Popen(cmd, process_group=0)
+
+    def forward(signum: int, _frame: object) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {s: signal.signal(s, forward) for s in caught}
     try:
-        return proc.wait()
-    except KeyboardInterrupt:  # torchrun got the Ctrl-C too: let it stop its workers and say where the run stands
-        proc.wait()
-        return 130
+        return proc.wait()  # torchrun stops its workers and says where the run stands
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 @app.command()

@@ -76,3 +76,49 @@ def test_bad_input_to_nproc_is_refused_in_one_line_before_torchrun_starts(tmp_pa
         "error: run runs/a already reached step 2 of 2; pass --steps N (N > 2) to train further"]
     res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--out", "runs/a", *TINY, cwd=tmp_path)
     assert res.returncode == 2 and "already exists and is never overwritten" in res.stderr
+
+
+def test_an_error_inside_the_workers_is_one_line_with_the_workers_exit_code(tmp_path):
+    # found only once training runs, in every process: rank 0 alone says it, and torchrun's report is not printed
+    res = gan("train", "--plugin", "gan2d", "--nproc", "2", "--steps", "6", "--out", "runs/nan", "--quiet",
+              "--set", "regularizers.r1.gamma=1e300", cwd=tmp_path)
+    lines = [x for x in res.stderr.splitlines() if x.strip() and not x.startswith("run folder:")]
+    assert res.returncode == 3 and len(lines) == 1, res.stderr  # 3: diverged, as in one process
+    assert lines[0].startswith("error: training diverged: loss term 'd_r1' became NaN or Inf")
+
+
+def test_a_signal_to_the_launcher_alone_stops_torchrun_and_its_workers(tmp_path):
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "gancore_cli", "train", "--plugin", "gan2d", "--nproc", "2", "--steps", "1000000",
+           "--out", "runs/long", "--quiet"]
+    proc = subprocess.Popen(cmd, env=ENV, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "runs" / "long" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (log.exists() and log.read_text()) and time.time() < deadline:  # training under way
+        time.sleep(0.5)
+    try:
+        proc.send_signal(signal.SIGTERM)  # to the launcher alone, not its process group
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "stopped by signal 15; every checkpoint written is intact" in err and "Traceback" not in err
+        time.sleep(1)
+        assert not _running(str(tmp_path)), "workers left training after the launcher stopped"
+    finally:  # a failure must not leave a million-step run behind
+        for pid in _running(str(tmp_path)):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(needle: str) -> list[int]:
+    """Live processes whose command line or working folder mentions ``needle`` (from /proc: no procps needed)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            text = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            where = os.readlink(proc / "cwd")
+        except OSError:
+            continue  # gone meanwhile, or not ours
+        if int(proc.name) != os.getpid() and (needle in text or where.startswith(needle)):
+            found.append(int(proc.name))
+    return found
