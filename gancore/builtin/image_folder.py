@@ -43,27 +43,75 @@ class ImageFolderConfig:
             raise ValueError(f"channels must be 3 (RGB) or 1 (greyscale), got {self.channels}")
 
 
+# torchvision's types, and the others Pillow reads that cameras and the web use (a GIF's first frame)
+EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
 def _is_image(name: str) -> bool:
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith(".")
+    return name.lower().endswith(EXTENSIONS) and not name.startswith(".")
 
 
-def _images_under(folder: Path) -> list[Path]:
-    """Every image below ``folder``, through symlinked folders too, skipping hidden files and folders at every
-    level (``.ipynb_checkpoints`` would otherwise add copies)."""
-    found = []
+_NOTED: set[str] = set()
+
+
+def _note(text: str) -> None:
+    """A note on stderr, once per process: a split's files are listed more than once (its classes are checked)."""
+    if text not in _NOTED:
+        _NOTED.add(text)
+        print(f"gancore: note: {text}", file=sys.stderr)
+
+
+class _Walk:
+    """The folders one split has read (by real path), so a symlink that leads back to one (``cat/up -> ..``) or
+    into another class (``dog/cats -> ../cat``) adds no copies and no mislabelled images; and the files it skipped
+    for their type, for one note."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+        self.seen: set[str] = set()
+        self.skipped: dict[str, int] = {}
+
+    def enters(self, folder: str) -> bool:
+        real = os.path.realpath(folder)
+        if real in self.seen or Path(self.root).is_relative_to(real):  # a loop, or a way back up
+            _note(f"skipped {folder}: it leads to a folder already read")
+            return False
+        self.seen.add(real)
+        return True
+
+    def images(self, here: str, files: list[str]) -> list[Path]:
+        for f in files:
+            if not f.startswith(".") and not _is_image(f):
+                suffix = Path(f).suffix.lower() or "(no suffix)"
+                self.skipped[suffix] = self.skipped.get(suffix, 0) + 1
+        return [Path(here) / f for f in sorted(files) if _is_image(f)]
+
+    def note_skipped(self, folder: Path) -> None:
+        if self.skipped:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])[:5])
+            _note(f"{folder}: skipped {sum(self.skipped.values())} files of types not read as images ({kinds}); "
+                  f"images are {', '.join(EXTENSIONS)}")
+
+
+def _images_under(folder: Path, walk: _Walk) -> list[Path]:
+    """Every image below ``folder``, through symlinked folders too (each real folder once), skipping hidden files
+    and folders at every level (``.ipynb_checkpoints`` would otherwise add copies)."""
+    found: list[Path] = []
+    if not walk.enters(str(folder)):
+        return found
     for here, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(here) / f for f in sorted(files) if _is_image(f)]
+        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".") and walk.enters(os.path.join(here, d))]
+        found += walk.images(here, files)
     return found
 
 
 def _files(folder: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
     """The images of one split, with their class indices and the class names (None for a flat folder)."""
-    top = sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p.name))
+    walk = _Walk(folder)
+    top = walk.images(str(folder), sorted(p.name for p in folder.iterdir() if p.is_file()))
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    per_class = {d.name: _images_under(d) for d in subfolders}
+    per_class = {d.name: _images_under(d, walk) for d in subfolders}
+    walk.note_skipped(folder)
     labelled = [name for name, found in per_class.items() if found]
     if top and labelled:
         raise DataError(f"{folder} holds images both at its top level and in subfolders "
@@ -90,7 +138,21 @@ def has_held_out(root: str) -> bool:
     return (base / "train").is_dir() and any((base / name).is_dir() for name in HELD_OUT)
 
 
+def _check_splits(base: Path) -> None:
+    """``test/`` without ``train/``, or ``Train/``: refused, since each would be read as a class of training images
+    (the held-out ones trained on, under a class named test)."""
+    names = {p.name for p in base.iterdir() if p.is_dir()}
+    if "train" in names:
+        return
+    odd = sorted(n for n in names if n.lower() in ("train", *HELD_OUT))
+    if odd:
+        raise DataError(f"{base} has {', '.join(n + '/' for n in odd)} but no train/ folder, so it would be read as "
+                        f"classes named {', '.join(odd)}; name the splits train/ and test/ (lower case), or move the "
+                        f"held-out folder out of {base} to train on every image")
+
+
 def _split(base: Path, train: bool) -> Path:
+    _check_splits(base)
     if not (base / "train").is_dir():
         if train:
             return base
@@ -107,8 +169,13 @@ def _split(base: Path, train: bool) -> Path:
 
 def _pixels(im: Image.Image, mode: str) -> Image.Image:
     """An 8-bit ``mode`` image as it is meant to look: EXIF rotation applied, transparency over white, 16-bit
-    greyscale scaled down rather than clipped to white."""
+    greyscale scaled down rather than clipped to white, 32-bit float greyscale in [0, 1] scaled up rather than
+    rounded to black."""
     im = ImageOps.exif_transpose(im)
+    if im.mode == "F":  # 32-bit float: [0, 1] as most tools write it, else 0 to 255
+        a = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        scale = 255.0 if a.max() <= 1.0 else 1.0
+        im = Image.fromarray((a * scale + 0.5).clip(0, 255).astype(np.uint8), "L")
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
@@ -182,8 +249,9 @@ def _decode(folder: Path, image_size: int, channels: int, limit: int = 0
         try:
             with Image.open(p) as im:
                 pixels.append(tf(_pixels(im, mode)))
-        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-            raise DataError(f"cannot read image {p} ({e}); remove or replace it") from None
+        except Exception as e:  # OSError (UnidentifiedImageError), SyntaxError (a broken PNG chunk), Pillow's
+            # DecompressionBombError (over its pixel limit, or a corrupt header claiming so), ValueError, ...
+            raise DataError(f"cannot read image {p} ({type(e).__name__}: {e}); remove or replace it") from None
     # uint8 until the whole set is in: a quarter of the memory while decoding
     x = torch.stack(pixels).float().div_(127.5).sub_(1.0)
     return x, (torch.tensor(labels, dtype=torch.int64) if labels is not None else None), classes

@@ -182,3 +182,75 @@ def test_a_relative_data_dir_is_saved_absolute_so_the_run_resumes_from_anywhere(
     monkeypatch.chdir(tmp_path / "elsewhere")
     resumed = train(prepare_resume(tmp_path / "run", steps=4), progress=False)
     assert resumed.step == 4 and state.step == 2
+
+
+def test_symlinks_back_up_or_into_another_class_add_no_copies_or_wrong_labels(tmp_path, capsys):
+    paint_classes(tmp_path)
+    (tmp_path / "red" / "up").symlink_to("..")  # a loop: the root, with both classes in it, again and again
+    (tmp_path / "red" / "self").symlink_to(".")
+    (tmp_path / "red" / "blues").symlink_to("../blue")  # blue's images, which would be labelled red
+    d = image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))
+    assert d.classes == ["blue", "red"] and d.y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert (d.x[d.y == 1][:, 0] > 0.9).all()  # every red-labelled image is red
+    assert "it leads to a folder already read" in capsys.readouterr().err
+
+
+def test_files_of_other_types_are_named_in_a_note_and_gif_and_jfif_are_read(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("P", (12, 12), 3).save(tmp_path / "a.gif")
+    Image.new("RGB", (12, 12), RED).save(tmp_path / "b.jfif", format="JPEG")
+    Image.new("RGB", (12, 12), RED).save(tmp_path / "c.jpe", format="JPEG")
+    (tmp_path / "labels.csv").write_text("a,1\n")
+    (tmp_path / "x.heic").write_bytes(b"?")
+    d = image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))
+    assert len(d) == 3
+    assert "skipped 2 files of types not read as images (.csv 1, .heic 1)" in capsys.readouterr().err
+
+
+def test_a_float_image_in_0_1_is_scaled_not_rounded_to_black(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.full((10, 10), 0.5, dtype=np.float32), "F").save(tmp_path / "half.tif")
+    x = image_folder(ImageFolderConfig(image_size=8, channels=1), root=str(tmp_path)).x
+    assert abs(x.mean().item()) < 0.02  # mid-grey: 0 in [-1, 1]
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: (d / "broken.png").write_bytes(_png_with_bad_chunk()),  # Pillow raises SyntaxError
+    lambda d: __import__("PIL.Image").Image.new("L", (4000, 4000)).save(d / "huge.png"),  # over a lowered limit
+])
+def test_any_image_pillow_cannot_decode_is_a_data_error(tmp_path, make, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # > 2x this raises DecompressionBombError
+    make(tmp_path)
+    with pytest.raises(DataError, match=r"cannot read image .*\((SyntaxError|DecompressionBombError): .*"
+                                        r"remove or replace it"):
+        image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))
+
+
+def _png_with_bad_chunk() -> bytes:
+    """A PNG that opens (its header is fine) but whose first data chunk claims too short a length, so Pillow
+    reads image data as the next chunk's header while decoding."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)  # several IDAT chunks
+    Image.fromarray(noise).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    at = data.find(b"IDAT")
+    data[at - 4:at] = (1000).to_bytes(4, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("splits", [("test",), ("Train", "Test")])
+def test_splits_without_a_lower_case_train_folder_are_refused_not_read_as_classes(tmp_path, splits):
+    for s in splits:
+        paint_classes(tmp_path / s)
+    with pytest.raises(DataError, match=r"but no train/ folder, so it would be read as classes named"):
+        image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))
