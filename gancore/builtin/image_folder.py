@@ -80,16 +80,23 @@ class _Walk:
         return True
 
     def images(self, here: str, files: list[str]) -> list[Path]:
-        for f in files:
-            if not f.startswith(".") and not _is_image(f):
-                suffix = Path(f).suffix.lower() or "(no suffix)"
-                self.skipped[suffix] = self.skipped.get(suffix, 0) + 1
-        return [Path(here) / f for f in sorted(files) if _is_image(f)]
+        found = []
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            kind = Path(f).suffix.lower() or "(no suffix)"
+            if _is_image(f) and not os.path.exists(os.path.join(here, f)):
+                kind = "broken symlinks"  # at the top level as in class folders: skipped, and counted
+            elif _is_image(f):
+                found.append(Path(here) / f)
+                continue
+            self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        return found
 
     def note_skipped(self, folder: Path) -> None:
         if self.skipped:
-            kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])[:5])
-            _note(f"{folder}: skipped {sum(self.skipped.values())} files of types not read as images ({kinds}); "
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+            _note(f"{folder}: skipped {sum(self.skipped.values())} files that are not images read here ({kinds}); "
                   f"images are {', '.join(EXTENSIONS)}")
 
 
@@ -108,7 +115,7 @@ def _images_under(folder: Path, walk: _Walk) -> list[Path]:
 def _files(folder: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
     """The images of one split, with their class indices and the class names (None for a flat folder)."""
     walk = _Walk(folder)
-    top = walk.images(str(folder), sorted(p.name for p in folder.iterdir() if p.is_file()))
+    top = walk.images(str(folder), [p.name for p in folder.iterdir() if not p.is_dir()])
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     per_class = {d.name: _images_under(d, walk) for d in subfolders}
     walk.note_skipped(folder)

@@ -203,9 +203,11 @@ def test_files_of_other_types_are_named_in_a_note_and_gif_and_jfif_are_read(tmp_
     Image.new("RGB", (12, 12), RED).save(tmp_path / "c.jpe", format="JPEG")
     (tmp_path / "labels.csv").write_text("a,1\n")
     (tmp_path / "x.heic").write_bytes(b"?")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
     d = image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))
     assert len(d) == 3
-    assert "skipped 2 files of types not read as images (.csv 1, .heic 1)" in capsys.readouterr().err
+    note = "skipped 3 files that are not images read here (.csv 1, .heic 1, broken symlinks 1)"
+    assert note in capsys.readouterr().err
 
 
 def test_a_float_image_in_0_1_is_scaled_not_rounded_to_black(tmp_path):
