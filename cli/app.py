@@ -380,3 +380,7 @@ def main() -> None:
     except GanError as e:  # raised while loading plugins, before a command runs
         typer.echo(_message(e), err=True)
         sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C while plugins (and torch) load: nothing was written yet
+        if _says():
+            typer.echo("\ninterrupted", err=True)
+        sys.exit(130)

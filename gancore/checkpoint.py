@@ -120,8 +120,10 @@ def save_checkpoint(state: TrainState, ckpt_root: Path, keep: int) -> Path:
     except (OSError, SafetensorError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise CheckpointError(f"could not write checkpoint {final}: {reason}; the previous checkpoint "
-                              f"is intact. Free disk space or choose a writable --out") from None
+        kept = ("the previous checkpoint is intact" if list_checkpoints(ckpt_root) else
+                "no checkpoint was written before it, so there is nothing to resume")
+        raise CheckpointError(f"could not write checkpoint {final}: {reason}; {kept}. Free disk space or choose a "
+                              f"writable --out") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -223,7 +223,7 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
-    if not p.is_file():
+    if not p.exists() or p.is_dir():  # a pipe (--config <(...), /dev/stdin) is not a regular file, and is fine
         what = "is a folder, not a TOML file" if p.is_dir() else "does not exist"
         raise ConfigError(f"config file {str(p)!r} {what}")
     try:

@@ -42,6 +42,9 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_and_no_debris(run, mon
         save_checkpoint(run, root, keep=3)
     assert {p.name: sorted(f.name for f in p.iterdir()) for p in list_checkpoints(root)} == before
     assert sorted(os.listdir(root)) == sorted(before)  # no temporary folder left behind
+    with pytest.raises(CheckpointError, match=r"No space left on device; no checkpoint was written before it, so "
+                                              r"there is nothing to resume\."):  # the first one: none to fall back on
+        save_checkpoint(run, run.run_dir / "fresh", keep=3)
 
 
 def test_a_temporary_folder_is_never_taken_for_a_checkpoint(run):

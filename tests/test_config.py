@@ -155,3 +155,20 @@ def test_new_runs_check_ema_nets_names_with_averaging_off_and_the_grid_size():
     with pytest.raises(ConfigError, match=r"train\.sample_count must be at most 4096"):
         resolve_config(mgr, "dcgan", {"train": {"sample_count": 5000}})
     resolve_config(mgr, "bigan", {"train": {"ema_nets": ["generator", "encoder"]}})  # a network of the run
+
+
+def test_a_config_from_a_pipe_is_read(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "cfg"
+    os.mkfifo(fifo)  # as the shell's --config <(...) gives
+
+    def write() -> None:
+        with open(fifo, "w") as f:
+            f.write("[train]\nsteps = 7\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert load_toml(fifo) == {"train": {"steps": 7}}
+    writer.join(timeout=10)
