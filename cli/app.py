@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -31,8 +30,11 @@ def _message(e: GanError) -> str:
 
 def _says() -> bool:
     """Whether this process reports errors: under torchrun (``gan train --nproc N``) rank 0 alone does, as every
-    rank meets the same error and N copies of one line read as N problems."""
-    return os.environ.get("RANK", "0") == "0"
+    rank meets the same error and N copies of one line read as N problems (the launcher names a rank that failed
+    first); a RANK left in the environment of a single process silences nothing."""
+    from gancore.distributed import env_rank
+
+    return env_rank() == 0
 
 
 class _Group(TyperGroup):
@@ -152,6 +154,9 @@ def train(
             opts["data"]["dir"] = data_dir
         layers.append(opts)
         if launch:
+            if config is not None and not Path(config).is_file():  # the workers would read the pipe again: empty
+                fail(f"--config {config!r} is a pipe, which the {nproc} training processes cannot each read; save it "
+                     f"to a file and give that with --nproc")
             check_prepare(plugin, *layers, out=out, processes=nproc)  # type: ignore[arg-type]
             raise typer.Exit(_torchrun(nproc))
         state = prepare(plugin, *layers, out=out)  # type: ignore[arg-type]
@@ -218,6 +223,12 @@ except ChildFailedError as e:
         print(f"error: training process rank {rank} died by signal {-first.exitcode}; every checkpoint written is "
               f"intact: continue with gan train --resume RUN (the run folder printed above)", file=sys.stderr)
         sys.exit(1)
+    own = e.failures.get(0)
+    if own is not None and own.exitcode > 0:  # rank 0 met the error too (the usual case) and has said why
+        sys.exit(own.exitcode)
+    # an error rank 0 did not meet (a GPU or a file missing on its node) was not printed: rank 0 alone speaks
+    print(f"error: training process rank {rank} failed (exit code {first.exitcode}) where rank 0 did not; run the "
+          f"same command with --nproc 1 on that node to see why", file=sys.stderr)
     sys.exit(first.exitcode)
 """
 
@@ -235,18 +246,27 @@ def _torchrun(nproc: int) -> int:
             args.append(a)
     cmd = [sys.executable, "-c", _TORCHRUN, "--standalone", f"--nproc-per-node={nproc}",
            "-m", "gancore_cli", "train", *args]
-    # torchrun in a process group of its own, so a signal reaches it once, from here: Ctrl-C at the terminal,
-    # or `kill` of this process alone (which would otherwise leave torchrun and the workers training unseen)
-    proc = subprocess.Popen(cmd, process_group=0)
+    # A SIGTERM or SIGHUP sent to this process alone is passed on, or torchrun and the workers would go on
+    # training unseen; Ctrl-C at the terminal already reaches the whole process group, torchrun included.
+    proc: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
-        if proc.poll() is None:
+        if proc is None:
+            pending.append(signum)  # arrived while torchrun was starting
+        elif proc.poll() is None:
             proc.send_signal(signum)
 
-    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    before = {s: signal.signal(s, forward) for s in caught}
+    before = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return proc.wait()  # torchrun stops its workers and says where the run stands
+        proc = subprocess.Popen(cmd)
+        for signum in pending:
+            proc.send_signal(signum)
+        try:
+            return proc.wait()  # torchrun stops its workers and says where the run stands
+        except KeyboardInterrupt:  # torchrun got the Ctrl-C too: let it stop its workers
+            proc.wait()
+            return 130
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)

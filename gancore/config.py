@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import operator
 import re
 import tomllib
 import types
@@ -128,6 +129,16 @@ def check_seed(seed: int, where: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"{where} must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
     return seed
+
+
+def whole(value: Any) -> int | None:
+    """``value`` as an int if it is a whole number type (int, numpy's integers), not a bool; else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def default_config() -> dict[str, Any]:

@@ -159,11 +159,12 @@ def _earlier(path: Path, scored: Collection[str]) -> tuple[dict[str, Any], dict[
 
 
 def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, live: bool = False,
-                 failed: dict[str, str] | None = None, scored: Collection[str] = ()) -> Path:
+                 failed: dict[str, str] | None = None, scored: Collection[str] | None = None) -> Path:
     """``RUN/eval/step-N.json`` for a run (``step-N-live.json`` for the last step's weights of a run trained with
     ``train.ema``, so neither reading replaces the other), ``<model>.eval.json`` beside an exported model.
-    ``failed`` (metric: why) is recorded beside the results, so a partial report says what it lacks. An earlier
-    report of the same weights keeps the figures of the metrics not ``scored`` this time."""
+    ``failed`` (metric: why) is recorded beside the results, so a partial report says what it lacks. With
+    ``scored`` (the metrics named, as ``gan eval --metric M``), an earlier report of the same weights keeps the
+    figures of the other metrics; without, the report is replaced whole, so no figure outlives a full scoring."""
     report: dict[str, Any] = {"step": state.step}
     if isinstance(state, OnnxSource):
         path = state.path.with_name(f"{state.path.stem}.eval.json")
@@ -173,7 +174,7 @@ def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, l
         suffix = "-live" if live and state.config["train"]["ema"] else ""
         path = state.run_dir / "eval" / f"step-{state.step:07d}{suffix}.json"
         report["weights"] = "averaged" if averaged_nets(state.config["train"], live) else "live"
-    kept, kept_failed = _earlier(path, set(scored) | set(failed or {}))
+    kept, kept_failed = ({}, {}) if scored is None else _earlier(path, set(scored) | set(failed or {}))
     failed = {**kept_failed, **(failed or {})}
     if failed:
         report["failed"] = failed
@@ -262,7 +263,7 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
     if not results and not failed:
         raise GanError(f"{_names(chosen)} returned no figures for run {target}, so no report was written "
                        f"(an earlier one is kept); a metric reports a dict of numbers")
-    report = write_report(state, results, live=live, failed=failed, scored=chosen)
+    report = write_report(state, results, live=live, failed=failed, scored=chosen if metrics else None)
     try:
         pic = None if isinstance(state, OnnxSource) else curves(target)
     except OSError as e:

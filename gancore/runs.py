@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gancore.checkpoint import checkpoint_step, list_checkpoints, load_weights, read_json
-from gancore.config import merge
+from gancore.config import merge, whole
 from gancore.errors import CheckpointError, ConfigError, UnknownNameError
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import PluginManager, get_manager, restriction
@@ -31,7 +31,7 @@ def check_run_dir(out: str | Path | None) -> None:
         go_on = " (it is not a run to resume)"
         if is_run_dir(path):
             go_on = (f", or continue it with --resume {out}" if list_checkpoints(path / "checkpoints") else
-                     " (it is a run that stopped before its first checkpoint, so there is nothing to resume: "
+                     " (it has no checkpoint, so there is nothing to resume: unless it is still training, "
                      "delete it to use the name again)")
         raise ConfigError(f"run folder {out!r} already exists and is never overwritten; choose another --out{go_on}")
 
@@ -45,6 +45,8 @@ def discard_unstarted(state: TrainState) -> str | None:
     if run_dir is None or state.step != 0 or list_checkpoints(run_dir / "checkpoints"):
         return None
     shutil.rmtree(run_dir, ignore_errors=True)
+    if run_dir.exists():
+        return f"could not remove {run_dir}, which the run made before it failed; delete it to use the name again"
     return f"removed {run_dir}: the run failed before its first step, so it held nothing to keep"
 
 
@@ -171,8 +173,8 @@ def open_run(run: str | Path, *, mgr: PluginManager | None = None, checkpoint: s
 
 def pick_checkpoint(run_dir: Path, name: str | int | None = None) -> Path:
     ckpts = list_checkpoints(run_dir / "checkpoints")
-    if isinstance(name, int) and not isinstance(name, bool):  # the Python API's checkpoint=500
-        name = str(name)
+    if (step := whole(name)) is not None:  # the Python API's checkpoint=500
+        name = str(step)
     if name is not None and not isinstance(name, str):
         raise CheckpointError(f"checkpoint must be a step (500) or a folder name (step-0000500), got {name!r}")
     if name:

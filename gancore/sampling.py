@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gancore.config import check_seed
+from gancore.config import check_seed, whole
 from gancore.deploy import MAX_BATCH, class_limits, draw_input, draw_latent
 from gancore.errors import ExportError
 from gancore.fsutil import write_text_atomic
@@ -173,9 +173,9 @@ class SampleResult:
 def is_model(target: Path) -> bool:
     """Whether ``gan sample`` and ``gan eval`` read ``target`` as an exported ONNX model rather than a run folder:
     by its suffix, in any case (``G.ONNX``), unless it is a run folder that happens to be named ``*.onnx``."""
-    if target.suffix.lower() != ".onnx":
-        return False
-    return not ((target / "config.json").is_file() and (target / "run.json").is_file())  # runs.is_run_dir
+    from gancore.runs import is_run_dir  # here: gancore.runs imports what imports this module
+
+    return target.suffix.lower() == ".onnx" and not is_run_dir(target)
 
 
 def refuse_run_options_for_model(target: Path, live: bool, checkpoint: str | None) -> None:
@@ -200,11 +200,12 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     With ``traverse=i``, draw a traversal grid of continuous code ``i`` instead (see :func:`traversal_latent`).
     ``live``: a run trained with ``train.ema`` is sampled from its last step's weights, not G's average.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
+    if (count := whole(n)) is None or not 1 <= count <= MAX_BATCH:
         raise ExportError(f"-n must be a whole number from 1 to {MAX_BATCH}, got {n!r}; for more, sample several "
                           f"times with different --seed values")
-    if traverse is not None and (isinstance(traverse, bool) or not isinstance(traverse, int)):
-        raise ExportError(f"traverse names a continuous code by its index (0 for the first), got {traverse!r}")
+    n = count
+    if traverse is not None and (traverse := whole(traverse_given := traverse)) is None:
+        raise ExportError(f"traverse names a continuous code by its index (0 for the first), got {traverse_given!r}")
     check_seed(seed, "--seed")
     target = Path(target)
     refuse_run_options_for_model(target, live, checkpoint)

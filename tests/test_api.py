@@ -18,8 +18,11 @@ def test_prepare_takes_a_path_for_out_and_refuses_a_layer_that_is_not_a_dict(tmp
 
 
 def test_a_checkpoint_may_be_given_as_an_int_and_one_format_or_metric_as_a_string(gan2d_run, tmp_path):
+    import numpy as np
+
     res = gancore.sample(gan2d_run, n=4, checkpoint=8)
     assert res.samples.shape == (4, 2)
+    assert gancore.sample(gan2d_run, n=np.int64(3), checkpoint=np.int64(8)).samples.shape == (3, 2)  # numpy's ints
     with pytest.raises(CheckpointError, match=r"checkpoint '3' not found .*have: step-0000008"):
         gancore.sample(gan2d_run, n=4, checkpoint=3)
     with pytest.raises(CheckpointError, match=r"checkpoint must be a step \(500\) or a folder name"):

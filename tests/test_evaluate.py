@@ -141,6 +141,11 @@ def test_scoring_some_metrics_again_adds_to_the_steps_report(gan2d_run, monkeypa
     assert report["failed"] == {"bad": "RuntimeError: boom"} and "modes/modes_total" in report["results"]
     gancore.evaluate_run(gan2d_run, metrics=["plain"])  # a failure is kept until its metric is scored again
     assert json.loads(again.report.read_text())["failed"] == {"bad": "RuntimeError: boom"}
+    report = json.loads(again.report.read_text())
+    report["results"]["gone/v"] = 1.0  # a metric since uninstalled
+    again.report.write_text(json.dumps(report))
+    gancore.evaluate_run(gan2d_run)  # no --metric: the report is replaced whole
+    assert "gone/v" not in json.loads(again.report.read_text())["results"]
 
 
 def _exits(run):

@@ -66,17 +66,24 @@ class _Walk:
     into another class (``dog/cats -> ../cat``) adds no copies and no mislabelled images; and the files it skipped
     for their type, for one note."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, classes: list[Path]) -> None:
         self.root = Path(os.path.realpath(root))
+        self.classes = {Path(os.path.realpath(c)): c for c in classes}
+        if len(self.classes) < len(classes):  # two class folders, one a link to the other
+            raise DataError(f"two class folders in {root} are the same folder (a symlink to another class); keep one")
         self.seen: set[str] = set()
         self.skipped: dict[str, int] = {}
 
-    def enters(self, folder: str) -> bool:
-        real = os.path.realpath(folder)
-        if real in self.seen or Path(self.root).is_relative_to(real):  # a loop, or a way back up
-            _note(f"skipped {folder}: it leads to a folder already read")
+    def enters(self, folder: str, cls: Path) -> bool:
+        """Whether to read ``folder``, met while reading class folder ``cls``: not if it was read already (a loop),
+        holds the root (a way back up), or lies in another class (its images would take this class's label)."""
+        real = Path(os.path.realpath(folder))
+        mine = Path(os.path.realpath(cls))
+        other = any(real.is_relative_to(c) for c in self.classes if c != mine)
+        if str(real) in self.seen or self.root.is_relative_to(real) or other:
+            _note(f"skipped {folder}: it leads to a folder read {'as another class' if other else 'already'}")
             return False
-        self.seen.add(real)
+        self.seen.add(str(real))
         return True
 
     def images(self, here: str, files: list[str]) -> list[Path]:
@@ -104,19 +111,19 @@ def _images_under(folder: Path, walk: _Walk) -> list[Path]:
     """Every image below ``folder``, through symlinked folders too (each real folder once), skipping hidden files
     and folders at every level (``.ipynb_checkpoints`` would otherwise add copies)."""
     found: list[Path] = []
-    if not walk.enters(str(folder)):
+    if not walk.enters(str(folder), folder):
         return found
     for here, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".") and walk.enters(os.path.join(here, d))]
+        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".") and walk.enters(os.path.join(here, d), folder)]
         found += walk.images(here, files)
     return found
 
 
 def _files(folder: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
     """The images of one split, with their class indices and the class names (None for a flat folder)."""
-    walk = _Walk(folder)
-    top = walk.images(str(folder), [p.name for p in folder.iterdir() if not p.is_dir()])
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    walk = _Walk(folder, subfolders)
+    top = walk.images(str(folder), [p.name for p in folder.iterdir() if not p.is_dir()])
     per_class = {d.name: _images_under(d, walk) for d in subfolders}
     walk.note_skipped(folder)
     labelled = [name for name, found in per_class.items() if found]
@@ -148,9 +155,9 @@ def has_held_out(root: str) -> bool:
 def _check_splits(base: Path) -> None:
     """``test/`` without ``train/``, or ``Train/``: refused, since each would be read as a class of training images
     (the held-out ones trained on, under a class named test)."""
-    names = {p.name for p in base.iterdir() if p.is_dir()}
-    if "train" in names:
+    if (base / "train").is_dir():  # on a case-insensitive disk, Train/ is train/
         return
+    names = {p.name for p in base.iterdir() if p.is_dir()}
     odd = sorted(n for n in names if n.lower() in ("train", *HELD_OUT))
     if odd:
         raise DataError(f"{base} has {', '.join(n + '/' for n in odd)} but no train/ folder, so it would be read as "
@@ -256,6 +263,8 @@ def _decode(folder: Path, image_size: int, channels: int, limit: int = 0
         try:
             with Image.open(p) as im:
                 pixels.append(tf(_pixels(im, mode)))
+        except MemoryError:
+            raise  # the whole set decodes into memory: that is not this file's fault
         except Exception as e:  # OSError (UnidentifiedImageError), SyntaxError (a broken PNG chunk), Pillow's
             # DecompressionBombError (over its pixel limit, or a corrupt header claiming so), ValueError, ...
             raise DataError(f"cannot read image {p} ({type(e).__name__}: {e}); remove or replace it") from None

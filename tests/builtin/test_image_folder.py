@@ -189,10 +189,15 @@ def test_symlinks_back_up_or_into_another_class_add_no_copies_or_wrong_labels(tm
     (tmp_path / "red" / "up").symlink_to("..")  # a loop: the root, with both classes in it, again and again
     (tmp_path / "red" / "self").symlink_to(".")
     (tmp_path / "red" / "blues").symlink_to("../blue")  # blue's images, which would be labelled red
+    (tmp_path / "blue" / "reds").symlink_to("../red")  # into a class that sorts later: not read yet, still skipped
     d = image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))
     assert d.classes == ["blue", "red"] and d.y.tolist() == [0, 0, 0, 1, 1, 1]
-    assert (d.x[d.y == 1][:, 0] > 0.9).all()  # every red-labelled image is red
-    assert "it leads to a folder already read" in capsys.readouterr().err
+    assert (d.x[d.y == 1][:, 0] > 0.9).all() and (d.x[d.y == 0][:, 2] > 0.9).all()  # each labelled by its colour
+    err = capsys.readouterr().err
+    assert "it leads to a folder read already" in err and "it leads to a folder read as another class" in err
+    (tmp_path / "copy").symlink_to("red")  # a class folder that is another class
+    with pytest.raises(DataError, match=r"two class folders in .* are the same folder"):
+        image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))
 
 
 def test_files_of_other_types_are_named_in_a_note_and_gif_and_jfif_are_read(tmp_path, capsys):

@@ -148,8 +148,8 @@ def test_a_run_folder_without_a_checkpoint_is_not_offered_to_resume(tmp_path):
     assert res.exit_code == 0, res.output
     shutil.rmtree("runs/r/checkpoints")  # as if it stopped before its first checkpoint
     one_line_error(gan("train", "--plugin", "gan2d", "--out", "runs/r", "--quiet"),
-                   r"already exists and is never overwritten; choose another --out \(it is a run that stopped "
-                   r"before its first checkpoint, so there is nothing to resume: delete it to use the name again\)")
+                   r"already exists and is never overwritten; choose another --out \(it has no checkpoint, so there "
+                   r"is nothing to resume: unless it is still training, delete it to use the name again\)")
 
 
 def test_an_existing_run_folder_is_never_overwritten():
