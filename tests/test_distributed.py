@@ -76,6 +76,9 @@ def test_bad_input_to_nproc_is_refused_in_one_line_before_torchrun_starts(tmp_pa
         "error: run runs/a already reached step 2 of 2; pass --steps N (N > 2) to train further"]
     res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--out", "runs/a", *TINY, cwd=tmp_path)
     assert res.returncode == 2 and "already exists and is never overwritten" in res.stderr
+    os.mkfifo(tmp_path / "cfg")  # as --config <(...) gives: each worker would read it again, and find it empty
+    res = gan("train", "--plugin", "dcgan", "--nproc", "2", "--config", tmp_path / "cfg", *TINY, cwd=tmp_path)
+    assert res.returncode == 2 and "is a pipe, which the 2 training processes cannot each read" in res.stderr
 
 
 def test_an_error_inside_the_workers_is_one_line_with_the_workers_exit_code(tmp_path):
