@@ -131,6 +131,11 @@ def train(
 
             fail(f"choose what to train with --plugin NAME (one of: "
                  f"{', '.join(get_manager().registries.recipes.list())}), or continue a run with --resume RUN")
+        if launch and config is not None and Path(config).exists() and not Path(config).is_file() \
+                and not Path(config).is_dir():
+            # a pipe: the workers would each read it again, and find it empty
+            fail(f"--config {str(config)!r} is a pipe, which the {nproc} training processes cannot each read; save "
+                 f"it to a file and give that with --nproc")
         layers = []
         if config is not None:
             layers.append(load_toml(config))
@@ -154,9 +159,6 @@ def train(
             opts["data"]["dir"] = data_dir
         layers.append(opts)
         if launch:
-            if config is not None and not Path(config).is_file():  # the workers would read the pipe again: empty
-                fail(f"--config {config!r} is a pipe, which the {nproc} training processes cannot each read; save it "
-                     f"to a file and give that with --nproc")
             check_prepare(plugin, *layers, out=out, processes=nproc)  # type: ignore[arg-type]
             raise typer.Exit(_torchrun(nproc))
         state = prepare(plugin, *layers, out=out)  # type: ignore[arg-type]
