@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,23 @@ class TextConfig:
             raise ValueError(f"held_out must be in (0, 1), got {self.held_out}")
 
 
+LONGEST_DEFAULT = 256  # tokens: the most data.max_len's default (the longest line) may be without being asked for
+
+
+def _default_length(lines: list[str], size: Callable[[str], int], path: Path, level: str) -> int:
+    """The longest line's length, which every sequence is padded to; refused past :data:`LONGEST_DEFAULT`, since
+    one outlier line would make every step that long (minutes and gigabytes per step), without a word."""
+    sizes = sorted(size(s) for s in lines)
+    if not sizes or sizes[-1] <= LONGEST_DEFAULT:
+        return sizes[-1] if sizes else 0
+    longest = max(range(len(lines)), key=lambda i: size(lines[i]))
+    most = min(sizes[int(0.99 * (len(sizes) - 1))], LONGEST_DEFAULT)  # what 99% of the lines fit in
+    unit = "words" if level == "word" else "characters"
+    raise DataError(f"{str(path)!r}: its longest line (non-empty line {longest + 1}) has {sizes[-1]} {unit}, and "
+                    f"with data.max_len unset every sequence is padded to the longest; set --set data.max_len=N to "
+                    f"drop longer lines (N={most} keeps 99% of them), or to that length to keep it")
+
+
 def text_dataset(cfg: TextConfig, *, root: str = "", train: bool = True) -> TensorData:
     """A user's file, one sequence per line, at character or word level; the vocabulary is the training lines'."""
     if not cfg.path:
@@ -137,11 +154,18 @@ def text_dataset(cfg: TextConfig, *, root: str = "", train: bool = True) -> Tens
     if not path.is_file():
         raise DataError(f"text file {str(path)!r} does not exist or is not a file; pass --dataset text:PATH "
                         f"with a file holding one sequence per line")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:  # decoding with replacement would train on U+FFFD in place of the letters
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{str(path)!r} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); re-encode it, "
+                        f"e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8") from None
+    lines = [line.strip() for line in text.splitlines()]
     lines = [" ".join(line.split()) for line in lines if line]
     def size(s: str) -> int:
         return len(s.split()) if cfg.level == "word" else len(s)
-    max_len = cfg.max_len or max((size(s) for s in lines), default=0)
+    max_len = cfg.max_len or _default_length(lines, size, path, cfg.level)
     lines = [s for s in lines if size(s) <= max_len]
     if len(lines) < 2:
         raise DataError(f"{str(path)!r} has {len(lines)} usable line(s) (non-empty, at most {max_len} tokens); "

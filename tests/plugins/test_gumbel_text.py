@@ -336,3 +336,20 @@ def test_deploy_example_decodes_with_onnxruntime_alone(run, tmp_path):
     ids = model.run({"noise": rng.standard_normal((6, 8), dtype=np.float32),
                      "gumbel": rng.random((6, 8, 9), dtype=np.float32)})[0]
     assert out == decode_tokens(ids, model.meta["vocab"])
+
+
+def test_a_text_file_that_is_not_utf8_is_refused_not_trained_on_replacement_marks(tmp_path):
+    f = tmp_path / "latin.txt"
+    f.write_bytes(b"tea\ncaf\xe9 au lait\n" * 3)
+    with pytest.raises(DataError, match=r"is not UTF-8 text \(byte 0xe9 on line 2\); re-encode it, e\.g\. iconv"):
+        data.text_dataset(data.TextConfig(path=str(f)))
+
+
+def test_one_outlier_line_does_not_silently_set_every_sequences_length(tmp_path):
+    f = tmp_path / "lines.txt"
+    f.write_text("\n".join(["abab", "baba", "abba"] * 40 + ["a" * 20000]))
+    with pytest.raises(DataError, match=r"longest line \(non-empty line 121\) has 20000 characters.*"
+                                        r"--set data\.max_len=N to drop longer lines \(N=4 keeps 99% of them\)"):
+        data.text_dataset(data.TextConfig(path=str(f)))
+    d = data.text_dataset(data.TextConfig(path=str(f), max_len=4))  # the way out the message names
+    assert d.x.shape[1] == 5  # 4 tokens and the end token
