@@ -91,10 +91,11 @@ class _Walk:
         for f in sorted(files):
             if f.startswith("."):
                 continue
-            kind = Path(f).suffix.lower() or "(no suffix)"
-            if _is_image(f) and not os.path.exists(os.path.join(here, f)):
+            if not _is_image(f):
+                kind = Path(f).suffix.lower() or "(no suffix)"
+            elif not os.path.exists(os.path.join(here, f)):
                 kind = "broken symlinks"  # at the top level as in class folders: skipped, and counted
-            elif _is_image(f):
+            else:
                 found.append(Path(here) / f)
                 continue
             self.skipped[kind] = self.skipped.get(kind, 0) + 1
@@ -186,13 +187,12 @@ def _pixels(im: Image.Image, mode: str) -> Image.Image:
     greyscale scaled down rather than clipped to white, 32-bit float greyscale in [0, 1] scaled up rather than
     rounded to black."""
     im = ImageOps.exif_transpose(im)
-    if im.mode == "F":  # 32-bit float: [0, 1] as most tools write it, else 0 to 255
+    if im.mode in ("F", "I;16", "I;16B", "I;16L", "I"):  # greyscale wider than 8 bits: scaled to its range
         a = np.nan_to_num(np.asarray(im, dtype=np.float64))
-        scale = 255.0 if a.max() <= 1.0 else 1.0
-        im = Image.fromarray((a * scale + 0.5).clip(0, 255).astype(np.uint8), "L")
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        if im.mode == "F":  # 32-bit float: [0, 1] as most tools write it, else 0 to 255
+            top = 1.0 if a.max() <= 1.0 else 255.0
+        else:
+            top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
         im = Image.fromarray((a / top * 255.0 + 0.5).clip(0, 255).astype(np.uint8), "L")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")

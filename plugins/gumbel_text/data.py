@@ -135,13 +135,14 @@ LONGEST_DEFAULT = 256  # tokens: the most data.max_len's default (the longest li
 def _default_length(lines: list[str], size: Callable[[str], int], path: Path, level: str) -> int:
     """The longest line's length, which every sequence is padded to; refused past :data:`LONGEST_DEFAULT`, since
     one outlier line would make every step that long (minutes and gigabytes per step), without a word."""
-    sizes = sorted(size(s) for s in lines)
-    if not sizes or sizes[-1] <= LONGEST_DEFAULT:
-        return sizes[-1] if sizes else 0
-    longest = max(range(len(lines)), key=lambda i: size(lines[i]))
-    most = min(sizes[int(0.99 * (len(sizes) - 1))], LONGEST_DEFAULT)  # what 99% of the lines fit in
+    sizes = [size(s) for s in lines]
+    if not sizes or max(sizes) <= LONGEST_DEFAULT:
+        return max(sizes, default=0)
+    longest = max(range(len(sizes)), key=sizes.__getitem__)
+    ordered = sorted(sizes)
+    most = min(ordered[int(0.99 * (len(ordered) - 1))], LONGEST_DEFAULT)  # what 99% of the lines fit in
     unit = "words" if level == "word" else "characters"
-    raise DataError(f"{str(path)!r}: its longest line (non-empty line {longest + 1}) has {sizes[-1]} {unit}, and "
+    raise DataError(f"{str(path)!r}: its longest line (non-empty line {longest + 1}) has {sizes[longest]} {unit}, and "
                     f"with data.max_len unset every sequence is padded to the longest; set --set data.max_len=N to "
                     f"drop longer lines (N={most} keeps 99% of them), or to that length to keep it")
 
