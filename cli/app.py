@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,13 +32,28 @@ def _message(e: GanError) -> str:
     return f"error: {e}"
 
 
+ERROR_DIR = "GANCORE_ERROR_DIR"  # set by `gan train --nproc`: where each worker leaves its error line
+
+
 def _says() -> bool:
     """Whether this process reports errors: under torchrun (``gan train --nproc N``) rank 0 alone does, as every
-    rank meets the same error and N copies of one line read as N problems (the launcher names a rank that failed
-    first); a RANK left in the environment of a single process silences nothing."""
+    rank meets the same error and N copies of one line read as N problems (the launcher prints another rank's
+    line where rank 0 left none); a RANK left in the environment of a single process silences nothing."""
     from gancore.distributed import env_rank
 
     return env_rank() == 0
+
+
+def _report(line: str) -> None:
+    """Print an error line (rank 0 alone), and under ``--nproc`` leave it for the launcher, which learns from the
+    files which ranks said why they stopped (torchrun may stop rank 0 before its exit code shows it failed)."""
+    from gancore.distributed import env_rank
+
+    if _says():
+        typer.echo(line, err=True)
+    if folder := os.environ.get(ERROR_DIR):
+        with contextlib.suppress(OSError):  # the launcher then says less, nothing worse
+            (Path(folder) / f"rank-{env_rank()}.txt").write_text(line.strip() + "\n")
 
 
 class _Group(TyperGroup):
@@ -44,8 +63,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except GanError as e:
-            if _says():
-                typer.echo(_message(e), err=True)
+            _report(_message(e))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:  # files are written whole or not at all (atomic renames): no partial file
             if _says():
@@ -203,7 +221,8 @@ def _interrupted(state: TrainState) -> str:
 # torchrun, quiet: on Ctrl-C it stops its workers (rank 0 says where the run stands), then raises SignalException;
 # when a worker fails (rank 0 has said why, in one line) it raises ChildFailedError with a report of every rank. Either
 # traceback would bury rank 0's line, so the wrapper exits with the workers' own code instead: 2 for bad input, 3 for
-# a diverged run, as without --nproc; a worker killed by a signal gets one line of its own.
+# a diverged run, as without --nproc; a worker killed by a signal gets one line of its own, and so does the first
+# failing rank where rank 0 left no error line in GANCORE_ERROR_DIR (an error only that rank met).
 _TORCHRUN = """import logging, os, runpy, signal, sys
 # no warning lines from torch's elastic agent about stopping workers: its loggers take LOGLEVEL, the rest inherit
 os.environ.setdefault("LOGLEVEL", "CRITICAL")
@@ -225,12 +244,14 @@ except ChildFailedError as e:
         print(f"error: training process rank {rank} died by signal {-first.exitcode}; every checkpoint written is "
               f"intact: continue with gan train --resume RUN (the run folder printed above)", file=sys.stderr)
         sys.exit(1)
-    own = e.failures.get(0)
-    if own is not None and own.exitcode > 0:  # rank 0 met the error too (the usual case) and has said why
-        sys.exit(own.exitcode)
-    # an error rank 0 did not meet (a GPU or a file missing on its node) was not printed: rank 0 alone speaks
-    print(f"error: training process rank {rank} failed (exit code {first.exitcode}) where rank 0 did not; run the "
-          f"same command with --nproc 1 on that node to see why", file=sys.stderr)
+    folder = os.environ["GANCORE_ERROR_DIR"]  # each worker's error line, left by gancore_cli
+    if not os.path.exists(os.path.join(folder, "rank-0.txt")):  # rank 0 has not printed why (it met no error)
+        try:
+            with open(os.path.join(folder, f"rank-{rank}.txt")) as f:
+                said = f.read().strip()
+        except OSError:
+            said = f"error: exit code {first.exitcode}; run the same command with --nproc 1 to see why"
+        print(f"rank {rank}: {said}", file=sys.stderr)
     sys.exit(first.exitcode)
 """
 
@@ -260,8 +281,9 @@ def _torchrun(nproc: int) -> int:
             proc.send_signal(signum)
 
     before = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    errors = tempfile.mkdtemp(prefix="gancore-errors-")
     try:
-        proc = subprocess.Popen(cmd)
+        proc = subprocess.Popen(cmd, env={**os.environ, ERROR_DIR: errors})
         for signum in pending:
             proc.send_signal(signum)
         try:
@@ -272,6 +294,7 @@ def _torchrun(nproc: int) -> int:
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+        shutil.rmtree(errors, ignore_errors=True)
 
 
 @app.command()
