@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 import operator
 import re
 import tomllib
@@ -126,9 +127,9 @@ def check_roles(roles: list[str], present: list[str]) -> None:
 
 def check_seed(seed: int, where: str = "seed") -> int:
     """``seed`` if it is a whole number from 0 to :data:`MAX_SEED`, else a :class:`ConfigError` saying so."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+    if (n := whole(seed)) is None or not 0 <= n <= MAX_SEED:
         raise ConfigError(f"{where} must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
-    return seed
+    return n
 
 
 def whole(value: Any) -> int | None:
@@ -284,15 +285,18 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             raise _wrong(where, "true or false", value)
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's floats and ints are Real
             raise _wrong(where, "a number", value)
+        value = float(value)
         if not math.isfinite(value):  # a range check written `x < 0` lets NaN through, and the run dies at step 1
             raise ConfigError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if (n := whole(value)) is None:  # numpy's integers too, saved as plain ints
+            if isinstance(value, NotToml) and _DECIMAL.fullmatch(value):  # not "write it as 0.5" for a count
+                raise ConfigError(f"{where} expects a whole number, got {value!s}")
             raise _wrong(where, "an integer", value)
-        return value
+        return n
     if tp is str:
         if not isinstance(value, str):  # e.g. a folder named 2024, which TOML reads as a number
             raise ConfigError(f"{where} expects a string, got {value!r}; to give {value} as text, quote it "

@@ -206,7 +206,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     n = count
     if traverse is not None and (traverse := whole(traverse_given := traverse)) is None:
         raise ExportError(f"traverse names a continuous code by its index (0 for the first), got {traverse_given!r}")
-    check_seed(seed, "--seed")
+    seed = check_seed(seed, "--seed")
     target = Path(target)
     refuse_run_options_for_model(target, live, checkpoint)
     nrow = None

@@ -25,7 +25,9 @@ def test_parse_value_reads_toml_literals_and_falls_back_to_strings():
     ('"open', str | None, None), ("[old] faces", str, None),  # a string option takes the text as typed
     ('"open', list[str], r"not a valid TOML value \(Unterminated string\); close the quote"),
     (".9", float, r"--set k=\.9: write the number with digits on both sides of the point, e\.g\. 0\.9$"),
-    ("-.5", float, r"e\.g\. -0\.5$"), ("1.", int, r"e\.g\. 1\.0$"), ("1.e3", float, r"e\.g\. 1\.0e3$")])
+    ("-.5", float, r"e\.g\. -0\.5$"), ("1.e3", float, r"e\.g\. 1\.0e3$"),
+    (".5", int, r"^k expects a whole number, got \.5$"),  # not "write it as 0.5", which a count refuses next
+    ("1.", int, r"^k expects a whole number, got 1\.$")])
 def test_a_value_that_looks_like_toml_but_is_not_is_refused_where_a_string_will_not_do(text, tp, pattern):
     from gancore.config import coerce
 
@@ -35,6 +37,24 @@ def test_a_value_that_looks_like_toml_but_is_not_is_refused_where_a_string_will_
         return
     with pytest.raises(ConfigError, match=pattern):
         coerce(value, tp, "k")
+
+
+def test_numpy_numbers_are_taken_and_saved_as_plain_python_ones():
+    import numpy as np
+
+    from gancore.config import check_seed, coerce
+
+    assert type(coerce(np.int64(3), int, "k")) is int and coerce(np.int64(3), int, "k") == 3
+    assert type(coerce(np.float32(0.5), float, "k")) is float and type(coerce(np.int32(2), float, "k")) is float
+    assert type(check_seed(np.uint32(7))) is int
+    with pytest.raises(ConfigError, match="expects an integer"):
+        coerce(np.float64(2.0), int, "k")
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        coerce(np.float32("nan"), float, "k")
+    with pytest.raises(ConfigError, match="whole number from 0"):
+        check_seed(np.bool_(True))
+    cfg = resolve_config(get_manager(), "dcgan", {"seed": np.int64(4), "train": {"steps": np.int32(9)}})
+    assert type(cfg["seed"]) is int and type(cfg["train"]["steps"]) is int
 
 
 def test_a_string_option_given_a_number_says_to_quote_it():
