@@ -44,3 +44,12 @@ def suggest(name: str, known: Iterable[str]) -> str:
     """A ' Did you mean X?' hint for a misspelt name, or ''."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def failure(e: BaseException) -> str:
+    """A plugin's error as one line: a :class:`GanError` says what to do; anything else is named by its type, as
+    it is most likely a bug in the plugin."""
+    if isinstance(e, GanError):
+        return str(e)
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:300]}" if text else type(e).__name__

@@ -13,7 +13,7 @@ import torch
 
 from gancore.averaging import averaged, averaged_nets
 from gancore.components import LatentSpec, Metric
-from gancore.errors import GanError
+from gancore.errors import GanError, PluginError, failure
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import get_manager
 from gancore.sampling import eval_mode, latent_batches
@@ -69,7 +69,8 @@ def _fits(reg: Any, name: str, state: TrainState | OnnxSource) -> tuple[Metric |
             return None, None
         why = metric.unavailable(state)
     except (Exception, SystemExit) as e:  # a bug in a plugin's metric must not stop evaluation, nor training
-        return None, f"plugin {entry.plugin!r} raised {failure(e)} while setting it up"
+        cause = e.__cause__ if isinstance(e, PluginError) and e.__cause__ else e  # the registry's wrapper names it
+        return None, f"plugin {entry.plugin!r} raised {failure(cause)} while setting it up"
     return (metric, None) if why is None else (None, why)
 
 
@@ -109,12 +110,6 @@ def _checked(figures: Any) -> dict[str, float]:
     if bad:
         raise TypeError(f"the metric's figure {bad[0]!r} is {figures[bad[0]]!r}, not a number")
     return {str(k): float(v) for k, v in figures.items()}
-
-
-def failure(e: BaseException) -> str:
-    """A metric's error as one line: a :class:`GanError` says what to do; anything else is named by its type, as
-    it is most likely a bug in the metric's plugin."""
-    return str(e) if isinstance(e, GanError) else f"{type(e).__name__}: {e}"
 
 
 def evaluate(state: TrainState | OnnxSource, metrics: dict[str, Metric] | None = None,

@@ -17,7 +17,7 @@ import os
 import shutil
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from gancore.components import ExportModel, LatentSpec, draw
 from gancore.deploy import MAX_BATCH
 from gancore.errors import ExportError
 from gancore.fsutil import json_text, swap_into_place
+from gancore.registry import NAME
 from gancore.runs import open_run
 from gancore.state import TrainState
 
@@ -351,6 +352,21 @@ def _remove_empty(folders: list[Path]) -> None:
             break  # not empty (another export landed there), or gone
 
 
+def check_extra(plugin: str, extra: Any, models: Mapping[str, ExportModel]) -> dict[str, ExportModel]:
+    """Plugin ``plugin``'s ``gan_export_extra`` answer, checked before anything is written (a bad one would
+    fail deep in the export, or overwrite another model's files)."""
+    if not isinstance(extra, Mapping) or not all(isinstance(k, str) and isinstance(v, ExportModel)
+                                                 for k, v in extra.items()):
+        raise ExportError(f"plugin {plugin!r}: gan_export_extra returned {type(extra).__name__} {extra!r:.80}, "
+                          f"expected None or {{file stem: gancore.components.ExportModel}}; nothing was exported")
+    for stem in extra:
+        if stem in models or stem == "card" or not NAME.fullmatch(stem):
+            why = "is taken by another model" if stem in models or stem == "card" else "is not a plain file stem"
+            raise ExportError(f"plugin {plugin!r}: gan_export_extra names a model {stem!r}, which {why}; nothing "
+                              f"was exported")
+    return dict(extra)
+
+
 def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str | Path | None = None,
                force: bool = False, checkpoint: str | None = None, live: bool = False) -> Path:
     """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder. ``live``: a run
@@ -371,8 +387,8 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     _check_destination(dest, force)
     state = open_run(run, checkpoint=checkpoint, device="cpu", live=live)
     models = {"generator": generator_model(state)}
-    for extra in state.manager.hook.gan_export_extra(state=state):
-        models.update(extra or {})
+    for plugin, extra in state.manager.call_each("gan_export_extra", state=state):
+        models.update(check_extra(plugin, extra, models))
     averaged = averaged_nets(state.config["train"], live)
     common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
               "step": state.step, "ema": state.config["train"]["ema"],

@@ -187,7 +187,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     """Train ``state`` from its current step to ``train.steps``."""
     # ---------------------------------------------------------------- set-up
     cfg = state.config["train"]
-    hook = state.manager.hook
+    call = state.manager.call  # a plugin's hook that raises is named in the error
     nets, loss, sampler = state.nets, state.loss, state.sampler
     total_steps, k = cfg["steps"], cfg["d_steps"]
     world = state.world
@@ -214,7 +214,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     skipped: dict[str, str] = {}
     metrics = applicable(state, skipped=skipped) if cfg["eval_every"] and main else {}
     state.progress = progress and main
-    hook.gan_train_start(state=state)
+    call("gan_train_start", state=state)
     bar = Progress(state.step, total_steps, state.progress)
     for name, why in skipped.items():
         bar.note(f"train.eval_every: metric {name!r} skipped; {why}")
@@ -293,7 +293,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 _append(log_path, line)
                 rate = (state.step - step_start) / max(now - t_start, 1e-9)
                 bar.update(state.step, line, (total_steps - state.step) / max(rate, 1e-9))
-                hook.gan_train_log(state=state, metrics=line)
+                call("gan_train_log", state=state, metrics=line)
                 t_last, step_last = now, state.step
 
         # ------------------------------------------------------------ sample grid, evaluation
@@ -302,7 +302,7 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
             try:
                 with averaged(state):
                     sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
-                    hook.gan_train_pictures(state=state, folder=run_dir / "samples")
+                    call("gan_train_pictures", state=state, folder=run_dir / "samples")
             except OSError as e:
                 raise GanError(f"could not write a sample grid in {run_dir}: {e.strerror or e}; the last "
                                f"checkpoint is intact. Free disk space, then --resume {run_dir}") from None
@@ -320,10 +320,10 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         # ------------------------------------------------------------ checkpoint (weights checked finite above)
         if ckpt_due and main:
             path = save_checkpoint(state, run_dir / "checkpoints", cfg["keep_checkpoints"])
-            hook.gan_train_checkpoint(state=state, path=path)
+            call("gan_train_checkpoint", state=state, path=path)
 
     bar.close()
-    hook.gan_train_end(state=state)
+    call("gan_train_end", state=state)
     return state
 
 

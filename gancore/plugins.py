@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 
 from gancore import hookspecs
-from gancore.errors import GanError, suggest
+from gancore.errors import GanError, PluginError, failure, suggest
 from gancore.registry import Registries
 
 GROUP = "gancore"
@@ -80,11 +80,60 @@ class PluginManager:
         return self.pm.hook
 
     def add(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
-        """Register a plugin object (module) under ``name``; it is filled into the registries by ``collect``."""
+        """Register a plugin object (module) under ``name``; it is filled into the registries by ``collect``.
+        A PluginError if the name is taken, or a hook function does not match its spec or has none."""
         if self.pm.has_plugin(name):
-            raise GanError(f"two plugins are named {name!r}; uninstall one of them")
-        self.pm.register(plugin, name=name)
+            raise PluginError(f"two plugins are named {name!r}; uninstall one of them")
+        try:
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as e:  # e.g. an argument the hookspec does not have
+            raise PluginError(f"plugin {name!r}: {e}; see gancore/hookspecs.py") from None
+        unknown = [c.name for c in self.pm.get_hookcallers(plugin) or [] if not c.has_spec()
+                   and not all(i.optionalhook for i in c.get_hookimpls() if i.plugin_name == name)]
+        if unknown:  # a misspelt hook would otherwise never be called, without a word
+            self.pm.unregister(name=name)
+            specs = [n for n in dir(hookspecs) if n.startswith("gan_")]
+            raise PluginError(f"plugin {name!r} implements {unknown[0]}, which is not a gancore hook."
+                              f"{suggest(unknown[0], specs)} (the hooks are in gancore/hookspecs.py; mark a hook "
+                              f"of a newer gancore @hookimpl(optionalhook=True))")
         self.info[name] = info or PluginInfo(name=name, origin=_origin(plugin))
+
+    def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call hook ``hook_name`` as pluggy does; an exception from a plugin's function becomes a PluginError
+        naming the plugin and the hook (the training and export hooks run for every run, so one broken plugin
+        would otherwise read as a bug of whichever recipe is training)."""
+        caller = getattr(self.pm.hook, hook_name)
+        try:
+            return caller(**kwargs)
+        except (GanError, MemoryError):
+            raise
+        except Exception as e:
+            owners = {i.function.__code__: i.plugin_name for i in caller.get_hookimpls()}
+            tb, culprit = e.__traceback__, None
+            while tb is not None:  # the innermost hook function on the way to the error
+                culprit = owners.get(tb.tb_frame.f_code, culprit)
+                tb = tb.tb_next
+            if culprit is None:
+                raise
+            raise _failed(culprit, hook_name, e) from e
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Each plugin's answer to hook ``hook_name`` with the plugin's name, in pluggy's order (last registered
+        first), Nones left out: for a hook whose answers are checked, so that a bad one can be traced to its
+        plugin. Wrappers are not run (gancore's own hooks that use this have none)."""
+        out = []
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                answer = impl.function(**{k: kwargs[k] for k in impl.argnames})
+            except (GanError, MemoryError):
+                raise
+            except Exception as e:
+                raise _failed(impl.plugin_name, hook_name, e) from e
+            if answer is not None:
+                out.append((impl.plugin_name, answer))
+        return out
 
     def load_entry_points(self) -> None:
         if _disabled():
@@ -115,7 +164,16 @@ class PluginManager:
                 _warn(f"plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {type(e).__name__}: {e}")
                 continue
             info.origin = _origin(plugin)
-            self.add(plugin, ep.name, info)
+            if ep.name in self.info:  # the core's own name, or a plugin added before the entry points
+                _warn(f"{dist_name or ep.value} provides a plugin named {ep.name!r}, a name already taken; it is "
+                      f"not loaded. Uninstall it, or ask its author to rename its entry point")
+                continue
+            try:
+                self.add(plugin, ep.name, info)
+            except PluginError as e:  # as for an import error: the plugin is skipped, the others keep working
+                info.error = str(e)
+                self.info[ep.name] = info
+                _warn(f"plugin {ep.name!r} ({ep.value}) is skipped: {e}")
         if allowed is not None:
             self._check_allowed(allowed, set(seen))
 
@@ -180,6 +238,11 @@ class PluginManager:
                            for e in self.registries[kind].entries() if e.name in names]
                     for kind, names in plugin["components"].items()}
         return out
+
+
+def _failed(plugin: str, hook_name: str, e: BaseException) -> PluginError:
+    return PluginError(f"plugin {plugin!r} failed in {hook_name}: {failure(e)}; fix or uninstall it, or leave it "
+                       f"out with {ENV_ONLY}=<the plugins to load>")
 
 
 def _origin(plugin: object) -> str | None:

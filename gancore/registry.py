@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gancore.config import coerce_params
-from gancore.errors import ConfigError, PluginError, UnknownNameError, suggest
+from gancore.errors import ConfigError, GanError, PluginError, UnknownNameError, failure, suggest
+
+# A name is typed after --plugin and --set KEY.name=, and a recipe's names the run folder (runs/<name>-0001)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,13 @@ class Registry:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered a {self.one} with an empty or non-string name")
+        if not NAME.fullmatch(name):
+            raise PluginError(f"plugin {plugin!r} registered a {self.one} named {name!r}; a name is letters, digits "
+                              f"and . _ + - (starting with a letter or digit), as it is typed on the command line "
+                              f"and names run folders")
+        if not callable(builder):
+            raise PluginError(f"plugin {plugin!r} registered {self.one} {name!r} with a {type(builder).__name__} "
+                              f"as its builder; register a function (or class) that builds it")
         if name in self._entries:
             other = self._entries[name].plugin
             raise PluginError(
@@ -112,16 +123,43 @@ class Registry:
         """Build component ``name`` from ``params`` (checked against its config) plus ``extra`` keywords."""
         entry = self.get(name)
         opts = self.options(name, params, where=where)
-        if entry.config is None:
-            _check_call(entry, self.one, (), extra)
-            return entry.builder(**extra)
+        args = () if entry.config is None else (entry.config(**opts),)
+        _check_call(entry, self.one, args, extra)
         where = f"{where or self.one} {name!r}"
-        cfg = entry.config(**opts)
-        _check_call(entry, self.one, (cfg,), extra)
         try:
-            return entry.builder(cfg, **extra)
+            built = entry.builder(*args, **extra)
         except ValueError as e:  # a builder's own check of its inputs, e.g. an image size it cannot make
             raise ConfigError(f"{where}: {e}") from None
+        except (GanError, MemoryError):  # a plugin's own clear error (DataError: how to get the files)
+            raise
+        except Exception as e:  # else the traceback would read as a bug of gancore's
+            raise PluginError(f"{where} of plugin {entry.plugin!r} failed to build: {failure(e)}") from e
+        if (expected := _expected(self.kind)) and not expected[0](built):
+            raise PluginError(f"{where} of plugin {entry.plugin!r}: its builder returned a {type(built).__name__}, "
+                              f"expected {expected[1]}; see the hook's docstring in gancore/hookspecs.py")
+        return built
+
+
+def _expected(kind: str) -> tuple[Callable[[Any], bool], str] | None:
+    """What a builder of ``kind`` must return: a test and its description (imported here, as torch is heavy and
+    ``import gancore`` does not load it). Metrics are checked where they are built (a bare callable is one)."""
+    if kind in ("generators", "discriminators", "networks"):
+        from torch import nn
+
+        return (lambda b: isinstance(b, nn.Module)), "a torch.nn.Module"
+    if kind == "datasets":
+        from gancore.components import TensorData
+
+        return (lambda b: isinstance(b, TensorData)), "a gancore.components.TensorData"
+    has = {"losses": ("discriminator_loss", "generator_loss"), "samplers": ("sample",),
+           "regularizers": ("__call__", "check")}.get(kind)
+    if has is None:
+        return None
+    what = {"losses": "a gancore.components.Loss", "samplers": "a gancore.components.Sampler",
+            "regularizers": "a gancore.components.Regularizer"}[kind]
+    attrs = {"samplers": ("specs",), "regularizers": ("phases",)}.get(kind, ())
+    return (lambda b: all(callable(getattr(b, m, None)) for m in has) and all(hasattr(b, a) for a in attrs)), \
+        f"{what} (with {', '.join(has + attrs)})"
 
 
 def _check_call(entry: Entry, one: str, args: tuple[Any, ...], extra: Mapping[str, Any]) -> None:

@@ -22,12 +22,30 @@ from gancore.config import (
     default_config,
     merge,
 )
-from gancore.errors import ConfigError, UnknownNameError, suggest
+from gancore.errors import ConfigError, GanError, PluginError, UnknownNameError, failure, suggest
 from gancore.plugins import PluginManager, restriction
-from gancore.registry import Registry
+from gancore.registry import Entry, Registry
 
 SECTION_REGISTRY = {"generator": "generators", "discriminator": "discriminators", "sampler": "samplers",
                     "loss": "losses"}
+
+
+def recipe_of(entry: Entry) -> Mapping[str, Any]:
+    """A recipe's config dict, or a PluginError naming its plugin: a recipe is a third party's code."""
+    try:
+        recipe = entry.builder()
+    except (GanError, MemoryError):
+        raise
+    except Exception as e:
+        raise PluginError(f"recipe {entry.name!r} of plugin {entry.plugin!r} failed: {failure(e)}") from e
+    if not isinstance(recipe, Mapping):
+        raise PluginError(f"recipe {entry.name!r} of plugin {entry.plugin!r} returned a {type(recipe).__name__}, "
+                          f"expected a config dict (sections as in gancore/config.py)")
+    try:
+        check_keys(dict(recipe))
+    except ConfigError as e:  # not the user's --set or TOML: say whose the key is
+        raise PluginError(f"recipe {entry.name!r} of plugin {entry.plugin!r}: {e}") from None
+    return recipe
 
 
 def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> dict[str, Any]:
@@ -41,8 +59,7 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
         known = ", ".join(recipes.list()) or f"none{hint}"
         raise UnknownNameError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: "
                                f"{known}")
-    recipe = recipes.get(plugin).builder()
-    cfg = merge(default_config(), recipe)
+    cfg = merge(default_config(), recipe_of(recipes.get(plugin)))
     for layer in layers:
         check_keys(layer)
         if layer.get("plugin", plugin) != plugin:  # else it would be dropped without a word

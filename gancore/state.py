@@ -114,8 +114,6 @@ def load_data(mgr: PluginManager, cfg: dict[str, Any], *, train: bool = True) ->
     if train and core["limit"] and "limit" in inspect.signature(mgr.registries.datasets.get(name).builder).parameters:
         extra["limit"] = core["limit"]  # a builder that can read only N examples (image-folder) need not read all
     data = mgr.registries.datasets.build(name, opts, where="data", root=core["dir"], train=train, **extra)
-    if not isinstance(data, TensorData):
-        raise GanError(f"dataset {name!r} returned {type(data).__name__}, not gancore.components.TensorData")
     if train and core["limit"]:
         data.x = data.x[: core["limit"]]
         data.y = data.y[: core["limit"]] if data.y is not None else None

@@ -175,3 +175,87 @@ def test_every_registry_has_a_registration_hook(kind):
     from gancore import hookspecs
 
     assert hasattr(hookspecs, f"gan_register_{kind}")
+
+
+@pytest.mark.parametrize(("source", "why"), [
+    ("BAD_HOOK_ARGUMENT", r"Argument\(s\) \{'reg'\} are declared in the hookimpl but can not be found in the hookspec"),
+    ("MISSPELT_HOOK", r"implements gan_register_loss, which is not a gancore hook. Did you mean "
+                      r"'gan_register_losses'\?")])
+def test_a_plugin_whose_hook_does_not_fit_a_spec_is_skipped_and_named_and_the_rest_work(fake_site, capsys, source,
+                                                                                         why):
+    import re
+
+    from tests import fake_plugins
+
+    make_dist(fake_site, "fake-bad", {"bad": "fake_bad"}, {"fake_bad": getattr(fake_plugins, source)})
+    make_dist(fake_site, "fake-good", {"good": "fake_good"}, {"fake_good": GOOD})
+    mgr = build_manager()  # before, one such plugin stopped every command, `gan uninstall` included
+    assert re.search(why, mgr.info["bad"].error) and "plugin 'bad' (fake_bad) is skipped" in capsys.readouterr().err
+    assert not mgr.pm.has_plugin("bad") and "scaled-wasserstein" in mgr.registries.losses
+    assert "error" in next(p for p in mgr.report() if p["name"] == "bad")
+
+
+def test_a_hook_marked_optional_for_a_later_gancore_loads(fake_site):
+    from tests.fake_plugins import NEWER_HOOK
+
+    make_dist(fake_site, "fake-newer", {"newer": "fake_newer"}, {"fake_newer": NEWER_HOOK})
+    assert build_manager().info["newer"].error is None
+
+
+def test_an_entry_point_named_as_the_core_is_skipped_with_its_distribution_named(fake_site, capsys):
+    make_dist(fake_site, "fake-core", {"gancore": "fake_good"}, {"fake_good": GOOD})
+    mgr = build_manager()
+    assert "fake-core provides a plugin named 'gancore', a name already taken; it is not loaded" in \
+        capsys.readouterr().err
+    assert mgr.info["gancore"].distribution == "gancore" and "scaled-wasserstein" not in mgr.registries.losses
+    assert "dcgan" in mgr.registries.generators  # the rest load, so `gan uninstall fake-core` can run
+
+
+def test_a_hook_that_raises_is_named_with_its_plugin():
+    from gancore.errors import GanError, PluginError
+    from gancore.plugins import hookimpl
+
+    class Logger:
+        @hookimpl
+        def gan_train_log(self, state, metrics):
+            raise RuntimeError("the logging service is down")
+
+    class Picky:
+        @hookimpl
+        def gan_train_log(self, state, metrics):
+            raise GanError("a clear error of the plugin's own")
+
+    mgr = build_manager(extra=[("logger", Logger())])
+    with pytest.raises(PluginError, match=r"^plugin 'logger' failed in gan_train_log: RuntimeError: the logging "
+                                          r"service is down; fix or uninstall it, or leave it out with "
+                                          r"GANCORE_PLUGINS"):
+        mgr.call("gan_train_log", state=None, metrics={})
+    with pytest.raises(GanError, match=r"^a clear error of the plugin's own$"):
+        build_manager(extra=[("picky", Picky())]).call("gan_train_log", state=None, metrics={})
+    assert mgr.call("gan_train_end", state=None) == []
+
+
+def test_call_each_pairs_answers_with_their_plugins_in_pluggy_order():
+    from gancore.errors import PluginError
+    from gancore.plugins import hookimpl
+
+    class A:
+        @hookimpl
+        def gan_export_extra(self, state):
+            return {"a": state}
+
+    class B:
+        @hookimpl
+        def gan_export_extra(self):  # a hook function may take fewer arguments than the spec
+            return None
+
+    class C:
+        @hookimpl
+        def gan_export_extra(self, state):
+            raise KeyError("encoder")
+
+    mgr = build_manager(extra=[("a", A()), ("b", B())], autoload=False)  # the shipped plugins want a run
+    assert mgr.call_each("gan_export_extra", state=1) == [("a", {"a": 1})]
+    assert [r for _, r in mgr.call_each("gan_export_extra", state=1)] == mgr.hook.gan_export_extra(state=1)
+    with pytest.raises(PluginError, match=r"plugin 'c' failed in gan_export_extra: KeyError: 'encoder'"):
+        build_manager(extra=[("c", C())], autoload=False).call_each("gan_export_extra", state=1)

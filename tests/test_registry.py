@@ -1,3 +1,4 @@
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -21,7 +22,7 @@ def build(cfg: Cfg, **ctx):
 
 
 def test_lists_sorted_names_and_builds_from_typed_config():
-    reg = Registry("generators")
+    reg = Registry("things")  # a kind whose builders' results are not checked
     reg.register("b", build, config=Cfg, plugin="p1")
     reg.register("a", build, config=Cfg, plugin="p1")
     assert reg.list() == ["a", "b"]
@@ -79,3 +80,49 @@ def test_a_builder_that_cannot_take_what_gancore_passes_is_refused_naming_its_pl
     reg.register("m", lambda run: None, plugin="mine")  # a metric builder wants no argument
     with pytest.raises(PluginError, match=r"builder\(\): missing a required argument: 'run'"):
         reg.build("m")
+
+
+@pytest.mark.parametrize("name", ["../odd", "sp ace", "odd.name=x", ".hidden", "a/b", "-x"])
+def test_a_name_that_cannot_be_typed_or_name_a_run_folder_is_refused(name):
+    with pytest.raises(PluginError, match=rf"plugin 'p' registered a recipe named '{re.escape(name)}'; a name is "
+                                          r"letters, digits and \. _ \+ -"):
+        Registry("recipes").register(name, dict, plugin="p")
+    Registry("recipes").register("my-gan_2.0+cuda", dict, plugin="p")
+
+
+def test_a_builder_that_is_not_callable_is_refused_at_registration():
+    with pytest.raises(PluginError, match=r"plugin 'p' registered recipe 'r' with a str as its builder; register a "
+                                          r"function"):
+        Registry("recipes").register("r", "not a function", plugin="p")
+
+
+def test_a_builder_that_raises_or_returns_the_wrong_thing_is_named_with_its_plugin():
+    from torch import nn
+
+    from gancore.errors import DataError
+
+    def boom(cfg):
+        raise RuntimeError("CUDA kernel missing")
+
+    def missing(cfg, **ctx):
+        raise DataError("download the files first")
+
+    reg = Registry("generators")
+    reg.register("boom", boom, config=Cfg, plugin="mine")
+    reg.register("number", lambda: 42, plugin="mine")
+    reg.register("missing", missing, config=Cfg, plugin="mine")
+    reg.register("net", lambda: nn.Linear(1, 1), plugin="mine")
+    with pytest.raises(PluginError, match=r"^generator 'boom' of plugin 'mine' failed to build: RuntimeError: CUDA "
+                                          r"kernel missing$"):
+        reg.build("boom")
+    with pytest.raises(PluginError, match=r"^generator 'number' of plugin 'mine': its builder returned a int, expected "
+                                          r"a torch.nn.Module"):
+        reg.build("number")
+    with pytest.raises(DataError, match=r"^download the files first$"):  # a plugin's own clear error stays as it is
+        reg.build("missing")
+    assert isinstance(reg.build("net"), nn.Linear)
+    losses = Registry("losses")
+    losses.register("half", lambda: type("Half", (), {"discriminator_loss": lambda self, s: {}})(), plugin="mine")
+    with pytest.raises(PluginError, match=r"returned a Half, expected a gancore.components.Loss \(with "
+                                          r"discriminator_loss, generator_loss\)"):
+        losses.build("half")

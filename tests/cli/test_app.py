@@ -372,3 +372,29 @@ def test_ctrl_c_during_training_says_which_checkpoint_is_kept_and_how_to_go_on(m
               "--set", "train.checkpoint_every=50")
     assert res.exit_code == 130 and "before the first checkpoint (train.checkpoint_every 50): nothing to resume; " \
                                     "train again with another --out, or delete runs/e first" in res.stderr
+
+
+def test_a_broken_third_party_hook_is_named_and_leaves_no_run_behind(fake_site, monkeypatch):
+    from tests.conftest import make_dist
+    from tests.fake_plugins import TRAINING_HOOK_RAISES
+
+    make_dist(fake_site, "fake-logger", {"logger": "fake_logger"}, {"fake_logger": TRAINING_HOOK_RAISES})
+    tiny = ["--steps", "2", "--quiet", "--batch-size", "8", "--set", "data.points=64"]
+    monkeypatch.setenv("FAKE_HOOK", "start")  # its hook runs for every run, here a gan2d one
+    res = gan("train", "--plugin", "gan2d", *tiny, "--out", "runs/r")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.strip().splitlines()[-1].startswith(
+        "error: plugin 'logger' failed in gan_train_start: RuntimeError: the logging service is down; fix or "
+        "uninstall it, or leave it out with GANCORE_PLUGINS")
+    assert not os.path.exists("runs/r") and "removed runs/r" in res.stderr  # failed in its first step
+    one_line_error(gan("train", "--plugin", "listed", *tiny),
+                   r"^error: recipe 'listed' of plugin 'logger' returned a list, expected a config dict")
+    one_line_error(gan("train", "--plugin", "misspelt", *tiny),
+                   r"^error: recipe 'misspelt' of plugin 'logger': unknown config key 'genrator'.*'generator'")
+    monkeypatch.setenv("FAKE_HOOK", "")
+    assert gan("train", "--plugin", "gan2d", *tiny, "--out", "runs/r").exit_code == 0
+    monkeypatch.setenv("FAKE_HOOK", "export")
+    one_line_error(gan("export", "runs/r", "--out", "e"),
+                   r"^error: plugin 'logger': gan_export_extra returned list \['not', 'a', 'dict'\], expected None or "
+                   r"\{file stem: gancore.components.ExportModel\}; nothing was exported")
+    assert not os.path.exists("e")

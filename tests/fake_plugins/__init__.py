@@ -124,3 +124,47 @@ def uninstall():
 def gan_register_commands(register):
     register("uninstall", uninstall)
 """
+
+BAD_HOOK_ARGUMENT = """
+from gancore import hookimpl
+
+@hookimpl
+def gan_register_losses(reg):   # the spec's argument is `register`
+    pass
+"""
+
+MISSPELT_HOOK = """
+from gancore import hookimpl
+
+@hookimpl
+def gan_register_loss(register):   # gan_register_losses
+    pass
+"""
+
+NEWER_HOOK = """
+from gancore import hookimpl
+
+@hookimpl(optionalhook=True)
+def gan_a_hook_of_a_later_gancore(state):
+    pass
+"""
+
+TRAINING_HOOK_RAISES = """
+import os
+from gancore import hookimpl
+
+@hookimpl
+def gan_train_start(state):
+    if os.environ.get("FAKE_HOOK") == "start":
+        raise RuntimeError("the logging service is down")
+
+@hookimpl
+def gan_export_extra(state):
+    if os.environ.get("FAKE_HOOK") == "export":
+        return ["not", "a", "dict"]
+
+@hookimpl
+def gan_register_recipes(register):
+    register("listed", lambda: ["not", "a", "dict"])
+    register("misspelt", lambda: {"genrator": {"width": 8}})
+"""
