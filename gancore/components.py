@@ -74,7 +74,9 @@ class LatentSpec:
     ``distribution`` is one of ``normal`` (mean 0, std 1), ``uniform`` (on ``low``..``high``) or
     ``categorical`` (int64 indices in ``[0, classes)``). A 1-D categorical input holding several codes of
     different sizes (InfoGAN's one 10-way and one 2-way code) lists them in ``categories``, one per column;
-    ``classes`` is then their maximum.
+    ``classes`` is then their maximum. ``bounded``: a uniform input whose values outside ``low``..``high`` mean
+    nothing (Gumbel noise's u, whose log a negative turns to NaN), so that deployment refuses them; without it
+    they are allowed (InfoGAN's continuous codes are traversed past their range on purpose).
     """
 
     name: str
@@ -85,6 +87,7 @@ class LatentSpec:
     high: float = 1.0
     classes: int = 0
     categories: tuple[int, ...] = ()
+    bounded: bool = False
 
     def __post_init__(self) -> None:
         if self.categories and (len(self.shape) != 1 or len(self.categories) != self.shape[0]
@@ -101,6 +104,8 @@ class LatentSpec:
                              "distribution": self.distribution}
         if self.distribution == "uniform":
             d.update(low=self.low, high=self.high)
+            if self.bounded:
+                d.update(bounded=True)
         if self.distribution == "categorical":
             d.update(classes=self.classes)
             if self.categories:
@@ -111,7 +116,8 @@ class LatentSpec:
     def from_json(cls, d: dict[str, Any]) -> LatentSpec:
         return cls(name=d["name"], shape=tuple(d["shape"]), distribution=d["distribution"],
                    dtype=d.get("dtype", "float32"), low=d.get("low", -1.0), high=d.get("high", 1.0),
-                   classes=d.get("classes", 0), categories=tuple(d.get("categories", ())))
+                   classes=d.get("classes", 0), categories=tuple(d.get("categories", ())),
+                   bounded=d.get("bounded", False))
 
 
 def draw(spec: LatentSpec, n: int, gen: torch.Generator, device: torch.device) -> Tensor:

@@ -147,6 +147,8 @@ def _check_spec(spec: Any, where: str) -> None:
         raise ExportError(f"{bad} (distribution must be normal or uniform with float32, or categorical with int64)")
     if dist == "uniform" and not _range_ok([spec.get("low"), spec.get("high")]):
         raise ExportError(f"{bad} (uniform needs numbers low < high)")
+    if not isinstance(spec.get("bounded", False), bool) or (spec.get("bounded") and dist != "uniform"):
+        raise ExportError(f"{bad} (bounded must be true or false, and only on a uniform input)")
     if dist == "categorical" and not (isinstance(spec.get("classes"), int) and not isinstance(spec["classes"], bool)
                                       and spec["classes"] >= 1):
         raise ExportError(f"{bad} (categorical needs classes >= 1)")
@@ -216,6 +218,16 @@ class OnnxModel:
                                   f"{', '.join(map(str, spec['shape']))}), got {v.shape}")
             if str(v.dtype) != spec["dtype"]:
                 raise ExportError(f"input {spec['name']!r} must be {spec['dtype']}, got {v.dtype}")
+            if not len(v):  # the graph's dynamic batch starts at 1; some graphs fail deep inside on 0
+                raise ExportError(f"input {spec['name']!r} holds a batch of 0; give at least one example")
+            if v.dtype.kind == "f" and len(bad := np.argwhere(~np.isfinite(v))):
+                at = tuple(int(i) for i in bad[0])
+                raise ExportError(f"input {spec['name']!r} holds {v[at]} at index {list(at)}; latent values must "
+                                  f"be finite")
+            if spec.get("bounded") and len(bad := np.argwhere((v < spec["low"]) | (v > spec["high"]))):
+                at = tuple(int(i) for i in bad[0])
+                raise ExportError(f"input {spec['name']!r} holds {v[at]} at index {list(at)}, outside "
+                                  f"[{spec['low']}, {spec['high']}], the only values this input means anything for")
             if spec["distribution"] == "categorical" and v.size:
                 high = class_limits(spec)
                 bad = np.argwhere((v < 0) | (v >= high))

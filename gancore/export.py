@@ -352,18 +352,21 @@ def _remove_empty(folders: list[Path]) -> None:
             break  # not empty (another export landed there), or gone
 
 
-def check_extra(plugin: str, extra: Any, models: Mapping[str, ExportModel]) -> dict[str, ExportModel]:
-    """Plugin ``plugin``'s ``gan_export_extra`` answer, checked before anything is written (a bad one would
-    fail deep in the export, or overwrite another model's files)."""
+def check_extra(plugin: str, extra: Any, given: dict[str, str]) -> dict[str, ExportModel]:
+    """Plugin ``plugin``'s ``gan_export_extra`` answer, checked before anything is written (a bad one would fail
+    deep in the export). ``given``: each stem named so far, by plugin; one may replace the core's ``generator``
+    (gumbel-text exports token ids), but not a model another plugin named."""
     if not isinstance(extra, Mapping) or not all(isinstance(k, str) and isinstance(v, ExportModel)
                                                  for k, v in extra.items()):
         raise ExportError(f"plugin {plugin!r}: gan_export_extra returned {type(extra).__name__} {extra!r:.80}, "
                           f"expected None or {{file stem: gancore.components.ExportModel}}; nothing was exported")
     for stem in extra:
-        if stem in models or stem == "card" or not NAME.fullmatch(stem):
-            why = "is taken by another model" if stem in models or stem == "card" else "is not a plain file stem"
+        if stem == "card" or not NAME.fullmatch(stem) or stem in given:
+            why = (f"plugin {given[stem]!r} exports too" if stem in given else
+                   "is the export's own card.json" if stem == "card" else "is not a plain file stem")
             raise ExportError(f"plugin {plugin!r}: gan_export_extra names a model {stem!r}, which {why}; nothing "
                               f"was exported")
+        given[stem] = plugin
     return dict(extra)
 
 
@@ -387,8 +390,9 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     _check_destination(dest, force)
     state = open_run(run, checkpoint=checkpoint, device="cpu", live=live)
     models = {"generator": generator_model(state)}
+    given: dict[str, str] = {}
     for plugin, extra in state.manager.call_each("gan_export_extra", state=state):
-        models.update(check_extra(plugin, extra, models))
+        models.update(check_extra(plugin, extra, given))
     averaged = averaged_nets(state.config["train"], live)
     common = {"plugin": state.config["plugin"], "gancore_version": __version__, "run": run.resolve().name,
               "step": state.step, "ema": state.config["train"]["ema"],

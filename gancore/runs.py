@@ -177,8 +177,11 @@ def pick_checkpoint(run_dir: Path, name: str | int | None = None) -> Path:
         name = str(step)
     if name is not None and not isinstance(name, str):
         raise CheckpointError(f"checkpoint must be a step (500) or a folder name (step-0000500), got {name!r}")
+    if name is not None and not name.strip():  # most likely an unset shell variable: --checkpoint "$CK"
+        raise CheckpointError("--checkpoint is empty; give a step (500) or a folder name (step-0000500), or leave "
+                              "it off for the latest")
     if name:
-        wanted = f"step-{int(name):07d}" if name.isdigit() else name
+        wanted = f"step-{int(name):07d}" if name.isascii() and name.isdigit() else name  # not int("²")
         match = [c for c in ckpts if c.name == wanted]
         if not match:
             raise CheckpointError(f"checkpoint {name!r} not found in {run_dir}; have: "

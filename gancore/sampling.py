@@ -246,6 +246,10 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             raise ExportError(f"this model writes text; give -o a text file (e.g. samples.txt), not {str(out)!r} "
                               f"(a {Path(out).suffix} name is for pictures, models or run files), or leave -o out "
                               f"to print the samples")
+        if out is not None and Path(out).exists() and (not Path(out).is_file() or Path(out).stat().st_size):
+            # unlike a PNG, nothing tells our samples from the user's own text (a training corpus, a script)
+            raise ExportError(f"-o {str(out)!r} already exists, so it is not overwritten; choose another name, or "
+                              f"remove it first")
         if out is not None:
             try:
                 write_text_atomic(Path(out), "".join(t + "\n" for t in res.texts))

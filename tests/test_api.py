@@ -27,6 +27,10 @@ def test_a_checkpoint_may_be_given_as_an_int_and_one_format_or_metric_as_a_strin
         gancore.sample(gan2d_run, n=4, checkpoint=3)
     with pytest.raises(CheckpointError, match=r"checkpoint must be a step \(500\) or a folder name"):
         gancore.sample(gan2d_run, n=4, checkpoint=8.0)
+    with pytest.raises(CheckpointError, match=r"checkpoint '²' not found"):  # a digit to isdigit, not to int()
+        gancore.sample(gan2d_run, n=4, checkpoint="²")
+    with pytest.raises(CheckpointError, match=r"--checkpoint is empty; give a step"):  # an unset "$CK"
+        gancore.sample(gan2d_run, n=4, checkpoint=" ")
     dest = gancore.export_run(gan2d_run, "onnx", out=tmp_path / "e", checkpoint=8)
     assert (dest / "generator.onnx").is_file()
     assert list(gancore.evaluate_run(gan2d_run, metrics="modes").results) == [

@@ -355,3 +355,21 @@ def test_categorical_inputs_out_of_range_are_refused(exported):
     model.inputs = [{"name": "noise", "shape": [1], "dtype": "int64", "distribution": "categorical", "classes": 10}]
     with pytest.raises(ExportError, match=r"category 10 at index \[1, 0\], outside \[0, 10\)"):
         model.check({"noise": np.array([[3], [10]], dtype=np.int64)})
+
+
+def test_extra_models_are_checked_before_anything_is_written():
+    from torch import nn
+
+    from gancore.components import ExportModel
+    from gancore.export import check_extra
+
+    model = ExportModel(module=nn.Identity(), inputs=[], outputs=["y"], kind="encoder")
+    given: dict[str, str] = {}
+    assert check_extra("bigan", {"encoder": model}, given) == {"encoder": model} and given == {"encoder": "bigan"}
+    assert check_extra("text", {"generator": model}, given)  # a plugin may replace the core's generator export
+    for extra, why in (({"encoder": model}, r"model 'encoder', which plugin 'bigan' exports too"),
+                       ({"card": model}, r"model 'card', which is the export's own card.json"),
+                       ({"../x": model}, r"model '../x', which is not a plain file stem"),
+                       ({"q": "not a model"}, r"returned dict .*expected None or \{file stem")):
+        with pytest.raises(ExportError, match=rf"^plugin 'other': gan_export_extra (names a )?{why}"):
+            check_extra("other", extra, given)

@@ -103,7 +103,7 @@ class TextSampler(Sampler):
                              f"text:PATH), not {data.get('kind')!r} data")
         length, vocab = data["shape"][0], len(data["vocab"])
         self.specs = (LatentSpec("noise", (cfg.dim,), "normal"),
-                      LatentSpec("gumbel", (length, vocab), "uniform", low=0.0, high=1.0))
+                      LatentSpec("gumbel", (length, vocab), "uniform", low=0.0, high=1.0, bounded=True))
 
 
 def _sequence_shape(latent: tuple[LatentSpec, ...], data: dict[str, Any], who: str) -> tuple[int, int, int]:

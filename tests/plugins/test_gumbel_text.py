@@ -294,6 +294,30 @@ def test_sample_prints_text_from_a_run_and_from_onnx(run, tmp_path):
             sample(run.run_dir, n=5, out=name)
     assert config.read_bytes() == before and not (tmp_path / "g.png").exists()
     assert (tmp_path / "g.pt2").read_bytes() == b"an exported model"
+    (tmp_path / "corpus.txt").write_text("the user's own words\n")  # e.g. the file it trained on, --dataset text:
+    with pytest.raises(ExportError, match=r"corpus.txt' already exists, so it is not overwritten"):
+        sample(run.run_dir, n=5, out=tmp_path / "corpus.txt")
+    assert (tmp_path / "corpus.txt").read_text() == "the user's own words\n"
+    (tmp_path / "empty.txt").touch()  # `mktemp` or an editor's new file: nothing to lose
+    sample(run.run_dir, n=2, out=tmp_path / "empty.txt")
+    assert len((tmp_path / "empty.txt").read_text().splitlines()) == 2
+
+
+def test_exported_gumbel_noise_outside_its_range_or_not_finite_is_refused(run, tmp_path):
+    model = OnnxModel(export_run(run.run_dir, ["onnx"], out=tmp_path / "exp") / "generator.onnx")
+    spec = next(s for s in model.inputs if s["name"] == "gumbel")
+    assert spec["bounded"] is True and (spec["low"], spec["high"]) == (0.0, 1.0)
+    feeds = model.draw(3, seed=1)
+    model.run(feeds)
+    for value, why in ((-0.5, r"holds -0.5 at index \[1, 0, 0\], outside \[0.0, 1.0\]"),
+                       (2.0, r"holds 2.0 at index \[1, 0, 0\], outside"),
+                       (np.nan, r"holds nan at index \[1, 0, 0\]; latent values must be finite")):
+        bad = {**feeds, "gumbel": feeds["gumbel"].copy()}
+        bad["gumbel"][1, 0, 0] = value
+        with pytest.raises(ExportError, match=rf"input 'gumbel' {why}"):
+            model.run(bad)
+    with pytest.raises(ExportError, match="holds a batch of 0; give at least one example"):
+        model.run({k: v[:0] for k, v in feeds.items()})  # its graph failed deep inside onnxruntime on 0
 
 
 def test_export_ids_match_pytorch_exactly_and_decode_from_metadata_alone(run, tmp_path):
