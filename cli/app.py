@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
 
-from gancore.errors import GanError
+from gancore.errors import TRACEBACK_ENV, GanError
 
 if TYPE_CHECKING:
     from gancore.state import TrainState
@@ -63,6 +64,8 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except GanError as e:
+            if e.__cause__ is not None and os.environ.get(TRACEBACK_ENV, "") not in ("", "0") and _says():
+                traceback.print_exception(e.__cause__)  # a plugin author's view of their error, before the line
             _report(_message(e))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:  # files are written whole or not at all (atomic renames): no partial file
@@ -312,6 +315,7 @@ def sample(
                                                 "columns sweep one continuous code from -2 to 2.")] = False,
     code: Annotated[int, typer.Option(help="With --traverse: the continuous code to sweep.")] = 0,
     live: Live = False,
+    force: Annotated[bool, typer.Option(help="A text model: replace an existing -o file.")] = False,
 ) -> None:
     """Sample a grid from a run (PyTorch) or an exported ONNX model (onnxruntime)."""
     from gancore.sampling import sample as do_sample
@@ -323,7 +327,7 @@ def sample(
              "code, so drop -n")
     n = 64 if n is None else n
     res = do_sample(target, n=n, out=out, seed=seed, device=device, checkpoint=checkpoint,
-                    traverse=code if traverse else None, default_out=Path("grid.png"), live=live)
+                    traverse=code if traverse else None, default_out=Path("grid.png"), live=live, force=force)
     if res.texts is not None:
         if res.out is None:
             typer.echo("\n".join(res.texts))

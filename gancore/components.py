@@ -94,6 +94,8 @@ class LatentSpec:
                                 or self.classes != max(self.categories) or min(self.categories) < 1):
             raise ValueError(f"latent {self.name!r}: categories {self.categories} must give one class count "
                              f">= 1 per column of a 1-D shape, with classes their maximum")
+        if self.bounded and self.distribution != "uniform":
+            raise ValueError(f"latent {self.name!r}: bounded is for uniform inputs, not {self.distribution}")
 
     def class_counts(self) -> tuple[int, ...]:
         """Each column's class count (categorical, 1-D shape)."""

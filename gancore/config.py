@@ -287,7 +287,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's floats and ints are Real
             raise _wrong(where, "a number", value)
-        value = float(value)
+        value = float(str(value)) if type(value).__module__ == "numpy" else float(value)  # np.float32(1e-4): 1e-4
         if not math.isfinite(value):  # a range check written `x < 0` lets NaN through, and the run dies at step 1
             raise ConfigError(f"{where} must be a finite number, got {value!r}")
         return float(value)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 class GanError(Exception):
@@ -53,3 +55,37 @@ def failure(e: BaseException) -> str:
         return str(e)
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:300]}" if text else type(e).__name__
+
+
+TRACEBACK_ENV = "GANCORE_TRACEBACK"  # =1: the CLI prints the traceback behind a plugin's error too
+
+
+def passes_through(e: BaseException) -> bool:
+    """Errors a plugin's call does not turn into a PluginError: its own clear GanError, and running out of
+    memory (torch's OutOfMemoryError is a RuntimeError), which is no bug of the plugin's."""
+    return isinstance(e, GanError | MemoryError) or type(e).__name__ == "OutOfMemoryError"
+
+
+def where(e: BaseException) -> str:
+    """The file and line an exception was raised at, as `` (nets.py:12)``, or ''."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" ({Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb is not None else ""
+
+
+def blamed(what: str, e: BaseException, hint: str = "") -> PluginError:
+    """``"{what} (file.py:12): Type: message; ..."``: a plugin's error, with where it was raised."""
+    return PluginError(f"{what}{where(e)}: {failure(e)}; {hint}{TRACEBACK_ENV}=1 shows the traceback")
+
+
+@contextmanager
+def blame(what: str, hint: str = "") -> Iterator[None]:
+    """Turn an error raised inside (a plugin's builder, recipe or hook) into :func:`blamed`'s PluginError, unless
+    it :func:`passes_through`; the original is its ``__cause__``."""
+    try:
+        yield
+    except Exception as e:
+        if passes_through(e):
+            raise
+        raise blamed(what, e, hint) from e

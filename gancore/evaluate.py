@@ -59,7 +59,10 @@ def _fits(reg: Any, name: str, state: TrainState | OnnxSource) -> tuple[Metric |
     ``(None, None)`` if it does not fit, ``(None, why)`` if it fits but cannot run, or its plugin raised."""
     entry = reg.get(name)
     try:
-        metric = reg.build(name, {}, where="metric")
+        try:
+            metric = reg.build(name, {}, where="metric")
+        except PluginError as e:  # the registry's words name the metric; here the builder's own error is enough
+            raise e.__cause__ or e from None
         if not isinstance(metric, Metric):
             if not callable(metric):
                 return None, (f"its builder returned a {type(metric).__name__}, not a gancore.components.Metric "
@@ -69,8 +72,7 @@ def _fits(reg: Any, name: str, state: TrainState | OnnxSource) -> tuple[Metric |
             return None, None
         why = metric.unavailable(state)
     except (Exception, SystemExit) as e:  # a bug in a plugin's metric must not stop evaluation, nor training
-        cause = e.__cause__ if isinstance(e, PluginError) and e.__cause__ else e  # the registry's wrapper names it
-        return None, f"plugin {entry.plugin!r} raised {failure(cause)} while setting it up"
+        return None, f"plugin {entry.plugin!r} raised {failure(e)} while setting it up"
     return (metric, None) if why is None else (None, why)
 
 

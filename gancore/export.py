@@ -14,6 +14,7 @@ import inspect
 import io
 import json
 import os
+import re
 import shutil
 import warnings
 import zipfile
@@ -31,7 +32,6 @@ from gancore.components import ExportModel, LatentSpec, draw
 from gancore.deploy import MAX_BATCH
 from gancore.errors import ExportError
 from gancore.fsutil import json_text, swap_into_place
-from gancore.registry import NAME
 from gancore.runs import open_run
 from gancore.state import TrainState
 
@@ -352,7 +352,10 @@ def _remove_empty(folders: list[Path]) -> None:
             break  # not empty (another export landed there), or gone
 
 
-def check_extra(plugin: str, extra: Any, given: dict[str, str]) -> dict[str, ExportModel]:
+STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a model's file stem: no dot, which would meet .fp16.onnx
+
+
+def check_extra(plugin: str, extra: Any, given: dict[str, tuple[str, str]]) -> dict[str, ExportModel]:
     """Plugin ``plugin``'s ``gan_export_extra`` answer, checked before anything is written (a bad one would fail
     deep in the export). ``given``: each stem named so far, by plugin; one may replace the core's ``generator``
     (gumbel-text exports token ids), but not a model another plugin named."""
@@ -360,13 +363,17 @@ def check_extra(plugin: str, extra: Any, given: dict[str, str]) -> dict[str, Exp
                                                  for k, v in extra.items()):
         raise ExportError(f"plugin {plugin!r}: gan_export_extra returned {type(extra).__name__} {extra!r:.80}, "
                           f"expected None or {{file stem: gancore.components.ExportModel}}; nothing was exported")
+    core = {"generator": ("the core", "generator"), "card": ("the core", "card")}
     for stem in extra:
-        if stem == "card" or not NAME.fullmatch(stem) or stem in given:
-            why = (f"plugin {given[stem]!r} exports too" if stem in given else
-                   "is the export's own card.json" if stem == "card" else "is not a plain file stem")
+        key = stem.casefold()  # Card.json is card.json on a case-insensitive disk
+        owner, as_named = given.get(key) or (core.get(key) if stem != "generator" else None) or (None, stem)
+        if owner or not STEM.fullmatch(stem):
+            case = f" as {as_named!r} (names that differ only in case meet on some disks)" if as_named != stem else ""
+            why = (f"{owner} exports too{case}" if owner else
+                   "is not a plain file stem (letters, digits, _ and -: a dot would meet a format's suffix)")
             raise ExportError(f"plugin {plugin!r}: gan_export_extra names a model {stem!r}, which {why}; nothing "
                               f"was exported")
-        given[stem] = plugin
+        given[key] = (f"plugin {plugin!r}", stem)
     return dict(extra)
 
 
@@ -390,7 +397,7 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     _check_destination(dest, force)
     state = open_run(run, checkpoint=checkpoint, device="cpu", live=live)
     models = {"generator": generator_model(state)}
-    given: dict[str, str] = {}
+    given: dict[str, tuple[str, str]] = {}
     for plugin, extra in state.manager.call_each("gan_export_extra", state=state):
         models.update(check_extra(plugin, extra, given))
     averaged = averaged_nets(state.config["train"], live)

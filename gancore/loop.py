@@ -22,7 +22,7 @@ from gancore.averaging import averaged
 from gancore.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint, recover, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.config import merge
-from gancore.errors import ConfigError, GanError
+from gancore.errors import ConfigError, GanError, PluginError
 from gancore.evaluate import applicable, evaluate
 from gancore.fsutil import json_text, write_json_atomic, write_text_atomic
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
@@ -303,8 +303,11 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 with averaged(state):
                     sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
                     call("gan_train_pictures", state=state, folder=run_dir / "samples")
-            except OSError as e:
-                raise GanError(f"could not write a sample grid in {run_dir}: {e.strerror or e}; the last "
+            except (OSError, PluginError) as e:
+                cause = e if isinstance(e, OSError) else e.__cause__  # a plugin's pictures: files too
+                if not isinstance(cause, OSError):
+                    raise
+                raise GanError(f"could not write a sample grid in {run_dir}: {cause.strerror or cause}; the last "
                                f"checkpoint is intact. Free disk space, then --resume {run_dir}") from None
         if cfg["eval_every"] and (state.step % cfg["eval_every"] == 0 or last) and main:
             failed: dict[str, str] = {}

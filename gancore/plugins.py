@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 
 from gancore import hookspecs
-from gancore.errors import GanError, PluginError, failure, suggest
+from gancore.errors import PluginError, blame, blamed, failure, passes_through, suggest
 from gancore.registry import Registries
 
 GROUP = "gancore"
@@ -29,6 +29,8 @@ hookimpl = pluggy.HookimplMarker(GROUP)
 ENV_DISABLE = "GANCORE_DISABLE_PLUGIN_AUTOLOAD"
 ENV_ONLY = "GANCORE_PLUGINS"
 
+# a training or export hook runs for every run, whichever plugin's it is: say how to train without the broken one
+SKIP_HINT = f"{ENV_ONLY}=<plugins to load> leaves it out; "
 REGISTRATION_HOOKS = {kind: f"gan_register_{kind}" for kind in Registries.KINDS}
 
 
@@ -87,6 +89,8 @@ class PluginManager:
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as e:  # e.g. an argument the hookspec does not have
+            if self.pm.has_plugin(name):  # pluggy before 1.7 keeps the hooks it added before the bad one
+                self.pm.unregister(name=name)
             raise PluginError(f"plugin {name!r}: {e}; see gancore/hookspecs.py") from None
         unknown = [c.name for c in self.pm.get_hookcallers(plugin) or [] if not c.has_spec()
                    and not all(i.optionalhook for i in c.get_hookimpls() if i.plugin_name == name)]
@@ -100,22 +104,15 @@ class PluginManager:
 
     def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call hook ``hook_name`` as pluggy does; an exception from a plugin's function becomes a PluginError
-        naming the plugin and the hook (the training and export hooks run for every run, so one broken plugin
-        would otherwise read as a bug of whichever recipe is training)."""
+        naming the plugin, the hook and where it was raised (the training and export hooks run for every run, so
+        one broken plugin would otherwise read as a bug of whichever recipe is training)."""
         caller = getattr(self.pm.hook, hook_name)
         try:
             return caller(**kwargs)
-        except (GanError, MemoryError):
-            raise
         except Exception as e:
-            owners = {i.function.__code__: i.plugin_name for i in caller.get_hookimpls()}
-            tb, culprit = e.__traceback__, None
-            while tb is not None:  # the innermost hook function on the way to the error
-                culprit = owners.get(tb.tb_frame.f_code, culprit)
-                tb = tb.tb_next
-            if culprit is None:
+            if passes_through(e) or (culprit := _culprit(caller.get_hookimpls(), e)) is None:
                 raise
-            raise _failed(culprit, hook_name, e) from e
+            raise blamed(f"plugin {culprit!r} failed in {hook_name}", e, SKIP_HINT) from e
 
     def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Each plugin's answer to hook ``hook_name`` with the plugin's name, in pluggy's order (last registered
@@ -125,12 +122,8 @@ class PluginManager:
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
             if impl.hookwrapper or impl.wrapper:
                 continue
-            try:
+            with blame(f"plugin {impl.plugin_name!r} failed in {hook_name}", SKIP_HINT):
                 answer = impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except (GanError, MemoryError):
-                raise
-            except Exception as e:
-                raise _failed(impl.plugin_name, hook_name, e) from e
             if answer is not None:
                 out.append((impl.plugin_name, answer))
         return out
@@ -156,18 +149,18 @@ class PluginManager:
                 continue
             info = PluginInfo(name=ep.name, distribution=dist_name, version=dist.version if dist else None,
                               entry_point=ep.value)
-            try:
-                plugin = ep.load()
-            except (Exception, SystemExit) as e:  # a broken third-party plugin must not take the others down
-                info.error = f"import failed: {type(e).__name__}: {e}"
-                self.info[ep.name] = info
-                _warn(f"plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {type(e).__name__}: {e}")
-                continue
-            info.origin = _origin(plugin)
-            if ep.name in self.info:  # the core's own name, or a plugin added before the entry points
+            if ep.name in self.info:  # the core's own name, or a plugin added before: not even imported
                 _warn(f"{dist_name or ep.value} provides a plugin named {ep.name!r}, a name already taken; it is "
                       f"not loaded. Uninstall it, or ask its author to rename its entry point")
                 continue
+            try:
+                plugin = ep.load()
+            except (Exception, SystemExit) as e:  # a broken third-party plugin must not take the others down
+                info.error = f"import failed: {failure(e)}"
+                self.info[ep.name] = info
+                _warn(f"plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {failure(e)}")
+                continue
+            info.origin = _origin(plugin)
             try:
                 self.add(plugin, ep.name, info)
             except PluginError as e:  # as for an import error: the plugin is skipped, the others keep working
@@ -210,7 +203,7 @@ class PluginManager:
                 except Exception as e:
                     info.error = f"{hook_name} failed: {type(e).__name__}: {e}"
                     self._unregister(name)  # all or nothing: a half-loaded plugin trains nothing it promises
-                    _warn(f"plugin {name!r} failed in {hook_name} and is not loaded: {type(e).__name__}: {e}")
+                    _warn(f"plugin {name!r} failed in {hook_name} and is not loaded: {failure(e)}")
                     break
         for info in self.info.values():
             info.components = {kind: [e.name for e in self.registries[kind].entries() if e.plugin == info.name]
@@ -240,9 +233,19 @@ class PluginManager:
         return out
 
 
-def _failed(plugin: str, hook_name: str, e: BaseException) -> PluginError:
-    return PluginError(f"plugin {plugin!r} failed in {hook_name}: {failure(e)}; fix or uninstall it, or leave it "
-                       f"out with {ENV_ONLY}=<the plugins to load>")
+def _culprit(impls: list[Any], e: BaseException) -> str | None:
+    """The plugin whose hook function is innermost on the way to ``e``: matched by code object and, for methods,
+    by instance (two instances of one class share their code)."""
+    owners = [(getattr(i.function, "__code__", None), getattr(i.function, "__self__", None), i.plugin_name)
+              for i in impls]
+    tb, culprit = e.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        for code, owner, name in owners:
+            if code is frame.f_code and (owner is None or frame.f_locals.get("self") is owner):
+                culprit = name
+        tb = tb.tb_next
+    return culprit
 
 
 def _origin(plugin: object) -> str | None:

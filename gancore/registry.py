@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gancore.config import coerce_params
-from gancore.errors import ConfigError, GanError, PluginError, UnknownNameError, failure, suggest
+from gancore.errors import ConfigError, PluginError, UnknownNameError, blame, suggest
 
 # A name is typed after --plugin and --set KEY.name=, and a recipe's names the run folder (runs/<name>-0001)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
@@ -126,17 +126,15 @@ class Registry:
         args = () if entry.config is None else (entry.config(**opts),)
         _check_call(entry, self.one, args, extra)
         where = f"{where or self.one} {name!r}"
-        try:
-            built = entry.builder(*args, **extra)
-        except ValueError as e:  # a builder's own check of its inputs, e.g. an image size it cannot make
-            raise ConfigError(f"{where}: {e}") from None
-        except (GanError, MemoryError):  # a plugin's own clear error (DataError: how to get the files)
-            raise
-        except Exception as e:  # else the traceback would read as a bug of gancore's
-            raise PluginError(f"{where} of plugin {entry.plugin!r} failed to build: {failure(e)}") from e
+        with blame(f"{where} of plugin {entry.plugin!r} failed to build"):  # else it reads as gancore's bug
+            try:
+                built = entry.builder(*args, **extra)
+            except ValueError as e:  # a builder's own check of its inputs, e.g. an image size it cannot make
+                raise ConfigError(f"{where}: {e}") from None
         if (expected := _expected(self.kind)) and not expected[0](built):
-            raise PluginError(f"{where} of plugin {entry.plugin!r}: its builder returned a {type(built).__name__}, "
-                              f"expected {expected[1]}; see the hook's docstring in gancore/hookspecs.py")
+            raise PluginError(f"{where} of plugin {entry.plugin!r}: its builder returned an object of type "
+                              f"{type(built).__name__}, expected {expected[1]}; see the hook's docstring in "
+                              f"gancore/hookspecs.py")
         return built
 
 

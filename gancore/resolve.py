@@ -22,7 +22,7 @@ from gancore.config import (
     default_config,
     merge,
 )
-from gancore.errors import ConfigError, GanError, PluginError, UnknownNameError, failure, suggest
+from gancore.errors import ConfigError, PluginError, UnknownNameError, blame, suggest
 from gancore.plugins import PluginManager, restriction
 from gancore.registry import Entry, Registry
 
@@ -32,12 +32,8 @@ SECTION_REGISTRY = {"generator": "generators", "discriminator": "discriminators"
 
 def recipe_of(entry: Entry) -> Mapping[str, Any]:
     """A recipe's config dict, or a PluginError naming its plugin: a recipe is a third party's code."""
-    try:
+    with blame(f"recipe {entry.name!r} of plugin {entry.plugin!r} failed"):
         recipe = entry.builder()
-    except (GanError, MemoryError):
-        raise
-    except Exception as e:
-        raise PluginError(f"recipe {entry.name!r} of plugin {entry.plugin!r} failed: {failure(e)}") from e
     if not isinstance(recipe, Mapping):
         raise PluginError(f"recipe {entry.name!r} of plugin {entry.plugin!r} returned a {type(recipe).__name__}, "
                           f"expected a config dict (sections as in gancore/config.py)")

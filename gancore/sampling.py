@@ -191,7 +191,7 @@ def refuse_run_options_for_model(target: Path, live: bool, checkpoint: str | Non
 
 def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, seed: int = 0,
            device: str = "auto", checkpoint: str | None = None, traverse: int | None = None,
-           default_out: str | Path | None = None, live: bool = False) -> SampleResult:
+           default_out: str | Path | None = None, live: bool = False, force: bool = False) -> SampleResult:
     """Sample ``n`` items from a run folder or a ``.onnx`` file; write a PNG grid to ``out`` if given.
 
     A sequence model's samples are decoded to text (``texts``), and ``out`` gets them one per line.
@@ -199,6 +199,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
 
     With ``traverse=i``, draw a traversal grid of continuous code ``i`` instead (see :func:`traversal_latent`).
     ``live``: a run trained with ``train.ema`` is sampled from its last step's weights, not G's average.
+    ``force``: a text model's ``out`` may replace an existing file (nothing tells samples from the user's text).
     """
     if (count := whole(n)) is None or not 1 <= count <= MAX_BATCH:
         raise ExportError(f"-n must be a whole number from 1 to {MAX_BATCH}, got {n!r}; for more, sample several "
@@ -246,10 +247,12 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             raise ExportError(f"this model writes text; give -o a text file (e.g. samples.txt), not {str(out)!r} "
                               f"(a {Path(out).suffix} name is for pictures, models or run files), or leave -o out "
                               f"to print the samples")
-        if out is not None and Path(out).exists() and (not Path(out).is_file() or Path(out).stat().st_size):
+        if out is not None and Path(out).is_dir():
+            raise ExportError(f"-o {str(out)!r} is a folder; give a file name for the samples (e.g. samples.txt)")
+        if out is not None and not force and Path(out).exists() and Path(out).stat().st_size:
             # unlike a PNG, nothing tells our samples from the user's own text (a training corpus, a script)
             raise ExportError(f"-o {str(out)!r} already exists, so it is not overwritten; choose another name, or "
-                              f"remove it first")
+                              f"replace it with --force")
         if out is not None:
             try:
                 write_text_atomic(Path(out), "".join(t + "\n" for t in res.texts))

@@ -46,6 +46,7 @@ def test_numpy_numbers_are_taken_and_saved_as_plain_python_ones():
 
     assert type(coerce(np.int64(3), int, "k")) is int and coerce(np.int64(3), int, "k") == 3
     assert type(coerce(np.float32(0.5), float, "k")) is float and type(coerce(np.int32(2), float, "k")) is float
+    assert coerce(np.float32(1e-4), float, "k") == 1e-4  # as written, not float32's 9.999999747378752e-05
     assert type(check_seed(np.uint32(7))) is int
     with pytest.raises(ConfigError, match="expects an integer"):
         coerce(np.float64(2.0), int, "k")

@@ -364,12 +364,17 @@ def test_extra_models_are_checked_before_anything_is_written():
     from gancore.export import check_extra
 
     model = ExportModel(module=nn.Identity(), inputs=[], outputs=["y"], kind="encoder")
-    given: dict[str, str] = {}
-    assert check_extra("bigan", {"encoder": model}, given) == {"encoder": model} and given == {"encoder": "bigan"}
+    given: dict[str, tuple[str, str]] = {}
+    assert check_extra("bigan", {"encoder": model}, given) == {"encoder": model}
+    assert given == {"encoder": ("plugin 'bigan'", "encoder")}
     assert check_extra("text", {"generator": model}, given)  # a plugin may replace the core's generator export
     for extra, why in (({"encoder": model}, r"model 'encoder', which plugin 'bigan' exports too"),
-                       ({"card": model}, r"model 'card', which is the export's own card.json"),
+                       ({"Encoder": model}, r"model 'Encoder', which plugin 'bigan' exports too as 'encoder' "
+                                            r"\(names that differ only in case meet on some disks\)"),
+                       ({"card": model}, r"model 'card', which the core exports too;"),
+                       ({"Generator": model}, r"model 'Generator', which plugin 'text' exports too as 'generator'"),
                        ({"../x": model}, r"model '../x', which is not a plain file stem"),
+                       ({"generator.fp16": model}, r"model 'generator.fp16', which is not a plain .*a dot would meet"),
                        ({"q": "not a model"}, r"returned dict .*expected None or \{file stem")):
         with pytest.raises(ExportError, match=rf"^plugin 'other': gan_export_extra (names a )?{why}"):
             check_extra("other", extra, given)

@@ -202,3 +202,30 @@ def test_lr_decay_sets_both_rates_each_step_and_resume_continues_the_schedule():
     resumed = prepare_resume(state.run_dir, steps=9, checkpoint="step-0000003")
     train(resumed, progress=False)
     assert resumed.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * (1 - (8 - 4.5) / 4.5))
+
+
+def test_a_plugin_whose_pictures_meet_a_full_disk_gets_the_disk_message_not_the_blame():
+    import errno
+
+    from gancore.errors import GanError, PluginError
+    from gancore.plugins import hookimpl
+
+    class Pictures:
+        def __init__(self, error):
+            self.error = error
+
+        @hookimpl
+        def gan_train_pictures(self, state, folder):
+            raise self.error
+
+    for error, message in ((OSError(errno.ENOSPC, "No space left on device"),
+                            r"^could not write a sample grid in .*: No space left on device; the last checkpoint is "
+                            r"intact. Free disk space, then --resume"),
+                           (ValueError("a bug"), r"^plugin 'pictures' failed in gan_train_pictures \(test_loop.py")):
+        state = prepare("gan2d", {"device": "cpu", "data": {"points": 64}, "train": {"steps": 2, "batch_size": 8}},
+                        out=f"runs/{type(error).__name__}")
+        state.manager.add(Pictures(error), "pictures")
+        with pytest.raises(GanError, match=message) as raised:
+            train(state, progress=False)
+        assert isinstance(raised.value, PluginError) == isinstance(error, ValueError)
+        state.manager.pm.unregister(name="pictures")

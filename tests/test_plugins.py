@@ -226,9 +226,9 @@ def test_a_hook_that_raises_is_named_with_its_plugin():
             raise GanError("a clear error of the plugin's own")
 
     mgr = build_manager(extra=[("logger", Logger())])
-    with pytest.raises(PluginError, match=r"^plugin 'logger' failed in gan_train_log: RuntimeError: the logging "
-                                          r"service is down; fix or uninstall it, or leave it out with "
-                                          r"GANCORE_PLUGINS"):
+    with pytest.raises(PluginError, match=r"^plugin 'logger' failed in gan_train_log \(test_plugins.py:\d+\): "
+                                          r"RuntimeError: the logging service is down; GANCORE_PLUGINS=<plugins to "
+                                          r"load> leaves it out; GANCORE_TRACEBACK=1 shows the traceback$"):
         mgr.call("gan_train_log", state=None, metrics={})
     with pytest.raises(GanError, match=r"^a clear error of the plugin's own$"):
         build_manager(extra=[("picky", Picky())]).call("gan_train_log", state=None, metrics={})
@@ -257,5 +257,37 @@ def test_call_each_pairs_answers_with_their_plugins_in_pluggy_order():
     mgr = build_manager(extra=[("a", A()), ("b", B())], autoload=False)  # the shipped plugins want a run
     assert mgr.call_each("gan_export_extra", state=1) == [("a", {"a": 1})]
     assert [r for _, r in mgr.call_each("gan_export_extra", state=1)] == mgr.hook.gan_export_extra(state=1)
-    with pytest.raises(PluginError, match=r"plugin 'c' failed in gan_export_extra: KeyError: 'encoder'"):
+    with pytest.raises(PluginError, match=r"plugin 'c' failed in gan_export_extra \(test_plugins.py:\d+\): "
+                                          r"KeyError: 'encoder'"):
         build_manager(extra=[("c", C())], autoload=False).call_each("gan_export_extra", state=1)
+
+
+
+def test_a_hook_error_is_blamed_on_the_instance_that_raised_not_its_class_twin():
+    from gancore.errors import PluginError
+    from gancore.plugins import hookimpl
+
+    class Logger:
+        def __init__(self, broken):
+            self.broken = broken
+
+        @hookimpl
+        def gan_train_log(self, state, metrics):
+            if self.broken:
+                raise RuntimeError("down")
+
+    mgr = build_manager(extra=[("first", Logger(True)), ("second", Logger(False))], autoload=False)
+    with pytest.raises(PluginError, match=r"^plugin 'first' failed in gan_train_log"):
+        mgr.call("gan_train_log", state=None, metrics={})
+    mgr = build_manager(extra=[("first", Logger(False)), ("second", Logger(True))], autoload=False)
+    with pytest.raises(PluginError, match=r"^plugin 'second' failed in gan_train_log"):
+        mgr.call("gan_train_log", state=None, metrics={})
+
+
+def test_an_entry_point_under_a_taken_name_is_not_even_imported(fake_site, capsys):
+    from tests.fake_plugins import BROKEN_IMPORT
+
+    make_dist(fake_site, "fake-core", {"gancore": "fake_core"}, {"fake_core": BROKEN_IMPORT})
+    mgr = build_manager()  # its import error must not be recorded as the core's
+    assert mgr.info["gancore"].error is None and "nonsaturating" in mgr.registries.losses
+    assert "fake-core provides a plugin named 'gancore'" in capsys.readouterr().err

@@ -98,3 +98,13 @@ def test_a_model_is_told_from_a_run_by_its_suffix_in_any_case_and_a_run_named_on
     assert sample(tmp_path / "G.ONNX", n=4).backend.startswith("onnxruntime")
     shutil.copytree(trained_run, tmp_path / "odd.onnx")
     assert sample(tmp_path / "odd.onnx", n=4).backend.startswith("pytorch")
+
+
+def test_bounded_is_for_uniform_inputs_and_travels_in_the_metadata():
+    from gancore.components import LatentSpec
+
+    with pytest.raises(ValueError, match=r"latent 'z': bounded is for uniform inputs, not normal"):
+        LatentSpec("z", (4,), "normal", bounded=True)
+    u = LatentSpec("u", (4,), "uniform", low=0.0, high=1.0, bounded=True)
+    assert u.to_json()["bounded"] is True and LatentSpec.from_json(u.to_json()) == u
+    assert "bounded" not in LatentSpec("c", (2,), "uniform").to_json()  # older exports read the same

@@ -383,14 +383,19 @@ def test_a_broken_third_party_hook_is_named_and_leaves_no_run_behind(fake_site, 
     monkeypatch.setenv("FAKE_HOOK", "start")  # its hook runs for every run, here a gan2d one
     res = gan("train", "--plugin", "gan2d", *tiny, "--out", "runs/r")
     assert res.exit_code == 2 and "Traceback" not in res.output
-    assert res.stderr.strip().splitlines()[-1].startswith(
-        "error: plugin 'logger' failed in gan_train_start: RuntimeError: the logging service is down; fix or "
-        "uninstall it, or leave it out with GANCORE_PLUGINS")
+    assert re.fullmatch(r"error: plugin 'logger' failed in gan_train_start \(fake_logger.py:8\): RuntimeError: "
+                        r"the logging service is down; GANCORE_PLUGINS=<plugins to load> leaves it out; "
+                        r"GANCORE_TRACEBACK=1 shows the traceback", res.stderr.strip().splitlines()[-1])
     assert not os.path.exists("runs/r") and "removed runs/r" in res.stderr  # failed in its first step
     one_line_error(gan("train", "--plugin", "listed", *tiny),
                    r"^error: recipe 'listed' of plugin 'logger' returned a list, expected a config dict")
     one_line_error(gan("train", "--plugin", "misspelt", *tiny),
                    r"^error: recipe 'misspelt' of plugin 'logger': unknown config key 'genrator'.*'generator'")
+    monkeypatch.setenv("GANCORE_TRACEBACK", "1")  # a plugin author's view: the traceback, then the same line
+    res = gan("train", "--plugin", "gan2d", *tiny, "--out", "runs/r")
+    assert res.exit_code == 2 and "Traceback (most recent call last)" in res.stderr and "fake_logger.py" in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("error: plugin 'logger' failed in gan_train_start")
+    monkeypatch.delenv("GANCORE_TRACEBACK")
     monkeypatch.setenv("FAKE_HOOK", "")
     assert gan("train", "--plugin", "gan2d", *tiny, "--out", "runs/r").exit_code == 0
     monkeypatch.setenv("FAKE_HOOK", "export")

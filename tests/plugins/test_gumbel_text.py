@@ -295,9 +295,14 @@ def test_sample_prints_text_from_a_run_and_from_onnx(run, tmp_path):
     assert config.read_bytes() == before and not (tmp_path / "g.png").exists()
     assert (tmp_path / "g.pt2").read_bytes() == b"an exported model"
     (tmp_path / "corpus.txt").write_text("the user's own words\n")  # e.g. the file it trained on, --dataset text:
-    with pytest.raises(ExportError, match=r"corpus.txt' already exists, so it is not overwritten"):
+    with pytest.raises(ExportError, match=r"corpus.txt' already exists, so it is not overwritten; choose another "
+                                          r"name, or replace it with --force"):
         sample(run.run_dir, n=5, out=tmp_path / "corpus.txt")
     assert (tmp_path / "corpus.txt").read_text() == "the user's own words\n"
+    sample(run.run_dir, n=3, out=tmp_path / "corpus.txt", force=True)  # a rerun into the same file, said so
+    assert len((tmp_path / "corpus.txt").read_text().splitlines()) == 3
+    with pytest.raises(ExportError, match=r"is a folder; give a file name for the samples"):
+        sample(run.run_dir, n=3, out=tmp_path, force=True)
     (tmp_path / "empty.txt").touch()  # `mktemp` or an editor's new file: nothing to lose
     sample(run.run_dir, n=2, out=tmp_path / "empty.txt")
     assert len((tmp_path / "empty.txt").read_text().splitlines()) == 2
