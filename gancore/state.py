@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,12 +139,15 @@ def balanced_labels(y: Tensor, per_class: int, seed: int, classes: list[str] | N
 
 
 def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[str, Any],
-            device: torch.device, real: Tensor | None = None) -> None:
+            device: torch.device, real: Tensor | None = None, plugins: Mapping[str, str] | None = None) -> None:
     """One forward pass of G and D on a latent draw, in eval mode and on a private RNG, then of D on ``real``
     examples if given (a batch as training feeds them), so a component that does not fit the data fails now,
     naming both shapes, rather than deep inside the first step (with a run folder already made). Eval mode
-    and no_grad: no batch-norm statistics move and no RNG is drawn, so training is the same bit for bit."""
+    and no_grad: no batch-norm statistics move and no RNG is drawn, so training is the same bit for bit.
+    ``plugins``: the plugin of each role's component, named in the errors (a third party's, most likely)."""
     g, d = nets.generator, nets.discriminator
+    gen, disc = (f"{role} {cfg[role]['name']!r}" + (f" of plugin {plugins[role]!r}" if plugins else "")
+                 for role in ("generator", "discriminator"))
     modes = (g.training, d.training)
     g.eval()
     d.eval()
@@ -155,14 +159,14 @@ def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[s
             want = (n, *data_info["shape"])
             if data_info.get("kind") in ("image", "points") and (not isinstance(x, Tensor) or tuple(x.shape) != want):
                 got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-                raise GanError(f"generator {cfg['generator']['name']!r} returned {got}, expected {want} "
+                raise GanError(f"{gen} returned {got}, expected {want} "
                                f"(batch, *example shape of dataset {cfg['data']['name']!r})")
             out = d(x, **latent) if getattr(d, "joint_latent", False) else d(x)  # BiGAN's D reads (x, z)
             if not isinstance(out, DOut):
-                raise GanError(f"discriminator {cfg['discriminator']['name']!r} returned {type(out).__name__}, "
+                raise GanError(f"{disc} returned {type(out).__name__}, "
                                f"expected gancore.components.DOut")
             if out.logits.ndim not in (1, 2) or n % out.logits.shape[0]:
-                raise GanError(f"discriminator {cfg['discriminator']['name']!r} returned logits of shape "
+                raise GanError(f"{disc} returned logits of shape "
                                f"{tuple(out.logits.shape)}, expected ({n},) or ({n}, classes) (or packs of {n})")
             if real is not None:
                 _read_real(cfg, d, real.to(device), latent, data_info)
@@ -237,7 +241,10 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     fixed_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 3)
     fixed = sampler.sample(t["sample_count"], fixed_gen, device)
 
-    dry_run(cfg, nets, sampler, data_info, device, real=None if data is None else data.x[:t["batch_size"]])
+    owners = {role: regs[kind].get(split_name(cfg[role])[0]).plugin
+              for role, kind in (("generator", "generators"), ("discriminator", "discriminators"))}
+    dry_run(cfg, nets, sampler, data_info, device, real=None if data is None else data.x[:t["batch_size"]],
+            plugins=owners)
     state = TrainState(config=cfg, manager=mgr, device=device, data_info=data_info, sampler=sampler, nets=nets,
                        loss=loss, regularizers=regularizers, opt_g=opt_g, opt_d=opt_d, latent_gen=latent_gen,
                        data_gen=data_gen, fixed_latent=fixed, world=world)

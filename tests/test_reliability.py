@@ -307,7 +307,8 @@ def test_an_onnx_whose_graph_inputs_disagree_with_its_metadata(exported, tmp_pat
 def test_a_component_with_the_wrong_output_shape_is_caught_at_start(fake_site):
     make_dist(fake_site, "fake-shape", {"shape": "fake_shape"}, {"fake_shape": WRONG_SHAPE})
     mgr = build_manager()
-    with pytest.raises(GanError, match=r"generator .wrong-shape. returned \(8, 1, 32, 32\), expected \(8, 1, 28, 28\)"):
+    with pytest.raises(GanError, match=r"generator .wrong-shape. of plugin .shape. returned \(8, 1, 32, 32\), "
+                                       r"expected \(8, 1, 28, 28\)"):
         prepare("dcgan", tiny(generator={"name": "wrong-shape"}), out="runs/shape", mgr=mgr)
     assert not os.path.exists("runs/shape")
 
