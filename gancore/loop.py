@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -118,15 +119,26 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     return state
 
 
+_STEP_IN_NAME = re.compile(r"step-(\d{7})")  # samples/step-0000500.png, traverse-c0-step-0000500.png, eval reports
+
+
 def _set_aside_later(folder: Path, ckpt: Path) -> None:
     """Resuming from an older checkpoint: move the later ones, the abandoned future, aside (hidden, never
-    deleted), so that the run's latest checkpoint is the one it goes on from."""
-    later = [c for c in list_checkpoints(folder) if checkpoint_step(c) > checkpoint_step(ckpt)]
-    if later:
+    deleted), so that the run's latest checkpoint is the one it goes on from; with them the sample grids,
+    plugin pictures and eval reports of steps after it, so that pictures and curves read as one run."""
+    step = checkpoint_step(ckpt)
+    later = [c for c in list_checkpoints(folder) if checkpoint_step(c) > step]
+    run = folder.parent
+    later_files = [f for sub in ("samples", "eval") if (run / sub).is_dir() for f in sorted((run / sub).iterdir())
+                   if f.is_file() and (m := _STEP_IN_NAME.search(f.name)) and int(m.group(1)) > step]
+    if later or later_files:
         aside = folder / f".abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
         aside.mkdir()
         for c in later:
             os.rename(c, aside / c.name)
+        for f in later_files:
+            (aside / f.parent.name).mkdir(exist_ok=True)
+            os.rename(f, aside / f.parent.name / f.name)
 
 
 def _logged_time(path: Path, step: int) -> float:
@@ -311,7 +323,11 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                                f"checkpoint is intact. Free disk space, then --resume {run_dir}") from None
         if cfg["eval_every"] and (state.step % cfg["eval_every"] == 0 or last) and main:
             failed: dict[str, str] = {}
-            results = evaluate(state, metrics, failed)
+            # on a private copy of the global RNG (a metric's draws, its evaluator's first initialisation), so a
+            # run with evaluation resumes bit for bit: an uninterrupted process would draw it only once
+            cuda = [state.device.index or 0] if state.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):
+                results = evaluate(state, metrics, failed)
             if results:
                 _append(log_path, {"step": state.step, "eval": results})
                 bar.note(f"eval at step {state.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))

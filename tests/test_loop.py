@@ -88,6 +88,42 @@ def test_resume_reproduces_the_uninterrupted_run_exactly():
     assert times == sorted(times) and times[2] > times[1]  # the resumed run's clock goes on from step 4's
 
 
+def test_resume_with_evaluation_on_reproduces_the_uninterrupted_run_exactly(monkeypatch):
+    from gancore import loop
+    from gancore.components import Metric
+
+    class LoadsOnce(Metric):  # as the shipped evaluator does: its first use in a process draws initial weights
+        loaded = False
+
+        def __call__(self, state):
+            if not LoadsOnce.loaded:
+                LoadsOnce.loaded = True
+                torch.rand(100)
+            return {"x": 1.0}
+
+    monkeypatch.setattr(loop, "applicable", lambda state, names=None, skipped=None: {"once": LoadsOnce()})
+    # consistency's random shifts draw from the global RNG: an evaluation must not move it
+    over = {"train": {"steps": 8, "checkpoint_every": 4, "eval_every": 2},
+            "regularizers": {"consistency": {"shift": 2}}}
+    full = losses(train(prepare("dcgan", tiny(**over), out="runs/full"), progress=False).run_dir)
+    LoadsOnce.loaded = False
+    first = train(prepare("dcgan", tiny(**{**over, "train": {**over["train"], "steps": 4}}), out="runs/part"),
+                  progress=False)
+    LoadsOnce.loaded = False  # as in a new process
+    train(prepare_resume(first.run_dir, steps=8), progress=False)
+    assert [x["d_adv"] for x in losses(first.run_dir) if "d_adv" in x] == [x["d_adv"] for x in full if "d_adv" in x]
+    assert sum("eval" in x for x in losses(first.run_dir)) == 4
+
+
+def test_loading_the_evaluator_leaves_the_global_rng_alone():
+    from gancore.builtin.evaluator import load_evaluator
+
+    load_evaluator.cache_clear()
+    before = torch.random.get_rng_state()
+    load_evaluator()
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
 def test_resume_drops_log_lines_written_after_the_checkpoint():
     state = train(prepare("dcgan", tiny(train={"steps": 4, "checkpoint_every": 2, "log_every": 1}), out="runs/r"),
                   progress=False)
@@ -108,8 +144,13 @@ def test_resuming_from_an_older_checkpoint_sets_the_later_ones_aside():
     root = state.run_dir / "checkpoints"
     assert [p.name for p in list_checkpoints(root)] == ["step-0000002"]
     aside = [p for p in root.iterdir() if p.name.startswith(".abandoned-")]
-    assert len(aside) == 1 and sorted(p.name for p in aside[0].iterdir()) == ["step-0000004", "step-0000006"]
+    assert len(aside) == 1 and sorted(p.name for p in aside[0].iterdir()) == ["samples", "step-0000004",
+                                                                              "step-0000006"]
+    # the abandoned future's pictures go with it, so the grids (and eval reports, and curves) read as one run
+    assert sorted(p.name for p in (aside[0] / "samples").iterdir()) == ["step-0000003.png", "step-0000006.png"]
+    assert not list((state.run_dir / "samples").iterdir())
     train(resumed, progress=False)
+    assert sorted(p.name for p in (state.run_dir / "samples").iterdir()) == ["step-0000003.png", "step-0000006.png"]
     assert [p.name for p in list_checkpoints(root)] == ["step-0000002", "step-0000004", "step-0000006"]
 
 

@@ -38,7 +38,8 @@ class EvaluatorCNN(nn.Module):
 def load_evaluator(device: str = "cpu") -> EvaluatorCNN:
     from safetensors.torch import load_file
 
-    model = EvaluatorCNN()
+    with torch.random.fork_rng(devices=[]):  # its throwaway initial weights must not move the caller's RNG
+        model = EvaluatorCNN()
     model.load_state_dict(load_file(str(WEIGHTS)))
     return model.to(device).eval()
 
