@@ -290,7 +290,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         value = float(str(value)) if type(value).__module__ == "numpy" else float(value)  # np.float32(1e-4): 1e-4
         if not math.isfinite(value):  # a range check written `x < 0` lets NaN through, and the run dies at step 1
             raise ConfigError(f"{where} must be a finite number, got {value!r}")
-        return float(value)
+        return value
     if tp is int:
         if (n := whole(value)) is None:  # numpy's integers too, saved as plain ints
             if isinstance(value, NotToml) and _DECIMAL.fullmatch(value):  # not "write it as 0.5" for a count

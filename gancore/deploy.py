@@ -159,6 +159,12 @@ def _check_spec(spec: Any, where: str) -> None:
         raise ExportError(f"{bad} (categories must list one class count >= 1 per column, classes their maximum)")
 
 
+def _first(mask: np.ndarray) -> tuple[int, ...] | None:
+    """The index of the first true element of ``mask``, or None."""
+    bad = np.argwhere(mask)
+    return tuple(int(i) for i in bad[0]) if len(bad) else None
+
+
 class OnnxModel:
     """A gancore ONNX export: inputs drawn or checked from its metadata."""
 
@@ -220,22 +226,16 @@ class OnnxModel:
                 raise ExportError(f"input {spec['name']!r} must be {spec['dtype']}, got {v.dtype}")
             if not len(v):  # the graph's dynamic batch starts at 1; some graphs fail deep inside on 0
                 raise ExportError(f"input {spec['name']!r} holds a batch of 0; give at least one example")
-            if v.dtype.kind == "f" and len(bad := np.argwhere(~np.isfinite(v))):
-                at = tuple(int(i) for i in bad[0])
+            if v.dtype.kind == "f" and (at := _first(~np.isfinite(v))):
                 raise ExportError(f"input {spec['name']!r} holds {v[at]} at index {list(at)}; latent values must "
                                   f"be finite")
-            if spec.get("bounded") and len(bad := np.argwhere((v < spec["low"]) | (v > spec["high"]))):
-                at = tuple(int(i) for i in bad[0])
+            if spec.get("bounded") and (at := _first((v < spec["low"]) | (v > spec["high"]))):
                 raise ExportError(f"input {spec['name']!r} holds {v[at]} at index {list(at)}, outside "
                                   f"[{spec['low']}, {spec['high']}], the only values this input means anything for")
-            if spec["distribution"] == "categorical" and v.size:
-                high = class_limits(spec)
-                bad = np.argwhere((v < 0) | (v >= high))
-                if len(bad):
-                    at = tuple(int(i) for i in bad[0])
-                    limit = high[at[-1]] if np.ndim(high) else high
-                    raise ExportError(f"input {spec['name']!r} holds category {v[at]} at index {list(at)}, outside "
-                                      f"[0, {limit}); the model would turn it into a silent row of zeros")
+            if spec["distribution"] == "categorical" and (at := _first((v < 0) | (v >= (high := class_limits(spec))))):
+                limit = high[at[-1]] if np.ndim(high) else high
+                raise ExportError(f"input {spec['name']!r} holds category {v[at]} at index {list(at)}, outside "
+                                  f"[0, {limit}); the model would turn it into a silent row of zeros")
         batches = {name: int(v.shape[0]) for name, v in feeds.items()}
         if len(set(batches.values())) > 1:
             raise ExportError(f"inputs must share one batch size (their first dimension), got "

@@ -138,6 +138,12 @@ class Registry:
         return built
 
 
+# What a builder of each duck-typed kind returns: its description, the methods and the attributes it must have
+_CONTRACTS = {"losses": ("a gancore.components.Loss", ("discriminator_loss", "generator_loss"), ()),
+              "samplers": ("a gancore.components.Sampler", ("sample",), ("specs",)),
+              "regularizers": ("a gancore.components.Regularizer", ("__call__", "check"), ("phases",))}
+
+
 def _expected(kind: str) -> tuple[Callable[[Any], bool], str] | None:
     """What a builder of ``kind`` must return: a test and its description (imported here, as torch is heavy and
     ``import gancore`` does not load it). Metrics are checked where they are built (a bare callable is one)."""
@@ -149,15 +155,11 @@ def _expected(kind: str) -> tuple[Callable[[Any], bool], str] | None:
         from gancore.components import TensorData
 
         return (lambda b: isinstance(b, TensorData)), "a gancore.components.TensorData"
-    has = {"losses": ("discriminator_loss", "generator_loss"), "samplers": ("sample",),
-           "regularizers": ("__call__", "check")}.get(kind)
-    if has is None:
+    if kind not in _CONTRACTS:
         return None
-    what = {"losses": "a gancore.components.Loss", "samplers": "a gancore.components.Sampler",
-            "regularizers": "a gancore.components.Regularizer"}[kind]
-    attrs = {"samplers": ("specs",), "regularizers": ("phases",)}.get(kind, ())
-    return (lambda b: all(callable(getattr(b, m, None)) for m in has) and all(hasattr(b, a) for a in attrs)), \
-        f"{what} (with {', '.join(has + attrs)})"
+    what, methods, attrs = _CONTRACTS[kind]
+    return (lambda b: all(callable(getattr(b, m, None)) for m in methods) and all(hasattr(b, a) for a in attrs)), \
+        f"{what} (with {', '.join(methods + attrs)})"
 
 
 def _check_call(entry: Entry, one: str, args: tuple[Any, ...], extra: Mapping[str, Any]) -> None:

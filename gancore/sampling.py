@@ -161,6 +161,20 @@ def _check_grid_path(out: Path) -> None:
                           f"choose another name")
 
 
+def _check_text_path(out: Path, force: bool) -> None:
+    """Text samples go to a text file: not a picture, model or run-file name, not a folder, and not over an
+    existing file without ``force`` (unlike a PNG, nothing tells our samples from the user's own text)."""
+    if out.suffix.lower() in NOT_TEXT:
+        raise ExportError(f"this model writes text; give -o a text file (e.g. samples.txt), not {str(out)!r} "
+                          f"(a {out.suffix} name is for pictures, models or run files), or leave -o out "
+                          f"to print the samples")
+    if out.is_dir():
+        raise ExportError(f"-o {str(out)!r} is a folder; give a file name for the samples (e.g. samples.txt)")
+    if not force and out.exists() and out.stat().st_size:
+        raise ExportError(f"-o {str(out)!r} already exists, so it is not overwritten; choose another name, or "
+                          f"replace it with --force")
+
+
 @dataclass
 class SampleResult:
     samples: np.ndarray
@@ -243,17 +257,8 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
             raise ExportError("--traverse draws image grids; a sequence model's samples are text")
         ids = res.samples.argmax(-1) if res.samples.dtype.kind == "f" else res.samples  # one-hots from a run
         res.texts = decode_tokens(ids, vocab, level)
-        if out is not None and Path(out).suffix.lower() in NOT_TEXT:
-            raise ExportError(f"this model writes text; give -o a text file (e.g. samples.txt), not {str(out)!r} "
-                              f"(a {Path(out).suffix} name is for pictures, models or run files), or leave -o out "
-                              f"to print the samples")
-        if out is not None and Path(out).is_dir():
-            raise ExportError(f"-o {str(out)!r} is a folder; give a file name for the samples (e.g. samples.txt)")
-        if out is not None and not force and Path(out).exists() and Path(out).stat().st_size:
-            # unlike a PNG, nothing tells our samples from the user's own text (a training corpus, a script)
-            raise ExportError(f"-o {str(out)!r} already exists, so it is not overwritten; choose another name, or "
-                              f"replace it with --force")
         if out is not None:
+            _check_text_path(Path(out), force)
             try:
                 write_text_atomic(Path(out), "".join(t + "\n" for t in res.texts))
             except OSError as e:
