@@ -126,6 +126,7 @@ def train(
     from gancore.loop import check_prepare, check_prepare_resume, prepare, prepare_resume
     from gancore.loop import train as run_training
     from gancore.runs import discard_unstarted
+    from gancore.signals import Stopped, stop_on_signals
 
     if nproc < 1:
         fail(f"--nproc must be >= 1, got {nproc}")
@@ -188,7 +189,13 @@ def train(
         procs = f", {world.size} processes" if world.active else ""
         typer.echo(f"run folder: {state.run_dir} (device {state.device}{procs}, from step {state.step})", err=True)
     try:
-        run_training(state, progress=not quiet)
+        with stop_on_signals(state):
+            run_training(state, progress=not quiet)
+    except Stopped as e:  # SIGTERM or SIGHUP (single process): the step it was on is checkpointed
+        distributed.finish(state.nets)
+        if world.main:
+            typer.echo(f"\n{e}: continue with gan train --resume {state.run_dir}", err=True)
+        raise typer.Exit(128 + e.signum) from None
     except KeyboardInterrupt:
         distributed.finish(state.nets, ok=False)
         if world.main:

@@ -33,6 +33,7 @@ from gancore.progress import Progress
 from gancore.resolve import check_data_dir, resolve_config
 from gancore.runs import check_run_dir, load_run_config, new_run_dir, pick_checkpoint, write_run_files
 from gancore.sampling import eval_mode
+from gancore.signals import Stopped
 from gancore.state import TrainState, build_state, load_data, pick_device
 
 
@@ -282,8 +283,9 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
 
         # ------------------------------------------------------------ log and health check (the only host sync)
         last = state.step == total_steps
-        ckpt_due = state.step % cfg["checkpoint_every"] == 0 or last
-        log_due = state.step % cfg["log_every"] == 0 or last
+        stopping = state.stop_signal is not None and not last  # SIGTERM: keep this step, then stop
+        ckpt_due = state.step % cfg["checkpoint_every"] == 0 or last or stopping
+        log_due = state.step % cfg["log_every"] == 0 or last or stopping
         if log_due or ckpt_due:
             means, problem = window.summary()
             if problem is None and ckpt_due and (role := nonfinite_weights(nets)) is not None:
@@ -340,6 +342,9 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         if ckpt_due and main:
             path = save_checkpoint(state, run_dir / "checkpoints", cfg["keep_checkpoints"])
             call("gan_train_checkpoint", state=state, path=path)
+            if stopping:  # single-process only (stop_on_signals): ranks would stop at different steps
+                bar.close()
+                raise Stopped(state.stop_signal, state.step, path)  # type: ignore[arg-type]
 
     bar.close()
     call("gan_train_end", state=state)

@@ -66,6 +66,7 @@ class TrainState:
     world: World = SINGLE  # this process's place among data-parallel processes
     average: WeightAverage | None = None  # train.ema: the averaged networks
     progress: bool = True  # this process shows progress (not under --quiet, nor on ranks > 0); hooks honour it
+    stop_signal: int | None = None  # set by gancore.signals.stop_on_signals: checkpoint this step, then stop
 
     @property
     def latent_specs(self) -> tuple[LatentSpec, ...]:

@@ -120,6 +120,29 @@ def test_sigkill_anywhere_then_resume_reproduces_the_uninterrupted_run(point, re
     assert not [x for x in os.listdir(run / "checkpoints") if x.startswith(".")]  # debris cleared on resume
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_checkpoints_the_step_and_the_resume_reproduces_the_uninterrupted_run(signum, reference,
+                                                                                                tmp_path):
+    for _attempt in range(3):  # the run can finish before the signal lands; then try again
+        p = gan_proc(*KILL_ARGS, "--steps", "12", "--out", "run", cwd=tmp_path)
+        wait_for(lambda: _logged(4)(tmp_path / "run"), p)
+        p.send_signal(signum)
+        _, err = p.communicate()
+        if p.returncode != 0:
+            break
+        shutil.rmtree(tmp_path / "run")
+    assert p.returncode == 128 + signum, err
+    line = err.strip().splitlines()[-1]
+    step = int(line.split(" at step ")[1].split(";")[0])
+    assert line == (f"stopped by {signal.Signals(signum).name} at step {step}; wrote its checkpoint, "
+                    f"step-{step:07d}: continue with gan train --resume run")
+    assert (tmp_path / "run" / "checkpoints" / f"step-{step:07d}").is_dir()
+    r = gan_proc("train", "--resume", "run", "--quiet", cwd=tmp_path)
+    _, err = r.communicate()
+    assert r.returncode == 0, err
+    assert losses(tmp_path / "run") == reference
+
+
 class Poison(Regularizer):
     """Adds a NaN to the G loss once, at step ``at_step``."""
 
