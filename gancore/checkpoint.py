@@ -270,6 +270,12 @@ def load_checkpoint(state: TrainState, ckpt: Path) -> None:
         state.fixed_latent = {k.split(".", 1)[1]: v.to(state.device) for k, v in train.items()
                               if k.startswith("fixed_latent.")}
         state.perm = train["data.perm"].to(state.device) if "data.perm" in train and same_world else None
+        if state.perm is not None and state.data is not None and len(state.perm) != len(state.data):
+            # files added or removed since: the saved order would index examples that are not there
+            print(f"gancore: warning: the training data now holds {len(state.data)} examples, {len(state.perm)} "
+                  f"when {ckpt.name} was written; the run continues with a fresh pass over the data as it is now, "
+                  f"not bit-for-bit", file=sys.stderr)
+            state.perm = None
         state.cursor = int(meta.get("cursor", 0)) if state.perm is not None else 0
         state.rollbacks = int(meta.get("rollbacks", 0))
         for name, reg in state.regularizers.items():

@@ -115,6 +115,21 @@ def test_resume_with_evaluation_on_reproduces_the_uninterrupted_run_exactly(monk
     assert sum("eval" in x for x in losses(first.run_dir)) == 4
 
 
+def test_a_resume_after_images_were_removed_goes_on_with_a_fresh_pass_and_says_so(tmp_path, capsys):
+    from tests.conftest import RED, paint
+
+    paint(tmp_path / "imgs", {f"x{i}": RED for i in range(4)})  # 12 images
+    cfg = tiny(data={"name": "image-folder", "dir": str(tmp_path / "imgs"), "image_size": 32},
+               train={"batch_size": 4, "steps": 4, "checkpoint_every": 2})
+    first = train(prepare("dcgan", cfg, out="runs/shrunk"), progress=False)
+    for f in sorted((tmp_path / "imgs").iterdir())[:5]:  # the saved epoch order still counts them
+        f.unlink()
+    resumed = prepare_resume(first.run_dir, steps=8)
+    assert "the training data now holds 7 examples, 12 when step-0000004 was written; the run continues with a " \
+           "fresh pass over the data as it is now, not bit-for-bit" in capsys.readouterr().err
+    assert train(resumed, progress=False).step == 8
+
+
 def test_loading_the_evaluator_leaves_the_global_rng_alone():
     from gancore.builtin.evaluator import load_evaluator
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -73,6 +74,7 @@ class _Walk:
             raise DataError(f"two class folders in {root} are the same folder (a symlink to another class); keep one")
         self.seen: set[str] = set()
         self.skipped: dict[str, int] = {}
+        self.broken: list[str] = []  # broken symlinks, named in the note: one may be a class folder whose target moved
 
     def enters(self, folder: str, cls: Path) -> bool:
         """Whether to read ``folder``, met while reading class folder ``cls``: not if it was read already (a loop),
@@ -91,10 +93,11 @@ class _Walk:
         for f in sorted(files):
             if f.startswith("."):
                 continue
-            if not _is_image(f):
+            if not os.path.exists(os.path.join(here, f)):  # a broken symlink, to an image or to a folder
+                kind = "broken symlinks"  # at the top level as in class folders: skipped, counted and named
+                self.broken.append(os.path.join(here, f))
+            elif not _is_image(f):
                 kind = Path(f).suffix.lower() or "(no suffix)"
-            elif not os.path.exists(os.path.join(here, f)):
-                kind = "broken symlinks"  # at the top level as in class folders: skipped, and counted
             else:
                 found.append(Path(here) / f)
                 continue
@@ -104,8 +107,10 @@ class _Walk:
     def note_skipped(self, folder: Path) -> None:
         if self.skipped:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+            links = (f"; broken symlinks, which may have been class folders: {', '.join(self.broken[:3])}"
+                     f"{', ...' if len(self.broken) > 3 else ''}" if self.broken else "")
             _note(f"{folder}: skipped {sum(self.skipped.values())} files that are not images read here ({kinds}); "
-                  f"images are {', '.join(EXTENSIONS)}")
+                  f"images are {', '.join(EXTENSIONS)}{links}")
 
 
 def _images_under(folder: Path, walk: _Walk) -> list[Path]:
@@ -261,8 +266,12 @@ def _decode(folder: Path, image_size: int, channels: int, limit: int = 0
     pixels = []
     for p in files:
         try:
-            with Image.open(p) as im:
-                pixels.append(tf(_pixels(im, mode)))
+            with warnings.catch_warnings():
+                # Pillow warns of a "decompression bomb" from 89 megapixels: a user's own large photo, read and
+                # shrunk as any other (past twice that, Pillow refuses it, and so do we, below)
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(p) as im:
+                    pixels.append(tf(_pixels(im, mode)))
         except MemoryError:
             raise  # the whole set decodes into memory: that is not this file's fault
         except Exception as e:  # OSError (UnidentifiedImageError), SyntaxError (a broken PNG chunk), Pillow's

@@ -8,6 +8,7 @@ sequence back (``level``: characters or words) and which validity check fits (``
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import random
 from collections.abc import Callable, Sequence
@@ -140,11 +141,12 @@ def _default_length(lines: list[str], size: Callable[[str], int], path: Path, le
         return max(sizes, default=0)
     longest = max(range(len(sizes)), key=sizes.__getitem__)
     ordered = sorted(sizes)
-    most = min(ordered[int(0.99 * (len(ordered) - 1))], LONGEST_DEFAULT)  # what 99% of the lines fit in
+    most = ordered[int(0.99 * (len(ordered) - 1))]  # what 99% of the lines fit in
     unit = "words" if level == "word" else "characters"
+    slow = f"; past {LONGEST_DEFAULT} every step is slow" if most > LONGEST_DEFAULT else ""
     raise DataError(f"{str(path)!r}: its longest line (non-empty line {longest + 1}) has {sizes[longest]} {unit}, and "
                     f"with data.max_len unset every sequence is padded to the longest; set --set data.max_len=N to "
-                    f"drop longer lines (N={most} keeps 99% of them), or to that length to keep it")
+                    f"drop longer lines (N={most} keeps 99% of them{slow}), or to that length to keep it")
 
 
 def text_dataset(cfg: TextConfig, *, root: str = "", train: bool = True) -> TensorData:
@@ -155,7 +157,7 @@ def text_dataset(cfg: TextConfig, *, root: str = "", train: bool = True) -> Tens
     if not path.is_file():
         raise DataError(f"text file {str(path)!r} does not exist or is not a file; pass --dataset text:PATH "
                         f"with a file holding one sequence per line")
-    raw = path.read_bytes()
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # Windows editors' mark, else a token of its own
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:  # decoding with replacement would train on U+FFFD in place of the letters
@@ -164,6 +166,9 @@ def text_dataset(cfg: TextConfig, *, root: str = "", train: bool = True) -> Tens
                         f"e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8") from None
     lines = [line.strip() for line in text.splitlines()]
     lines = [" ".join(line.split()) for line in lines if line]
+    if cfg.level == "word" and (hit := next((i for i, s in enumerate(lines) if EOS in s.split()), None)) is not None:
+        raise DataError(f"{str(path)!r} uses the word {EOS} (non-empty line {hit + 1}), the end token gancore adds to "
+                        f"every line itself; remove it, e.g. sed -E 's/ ?<eos>//g' FILE > FILE.clean, or rename it")
     def size(s: str) -> int:
         return len(s.split()) if cfg.level == "word" else len(s)
     max_len = cfg.max_len or _default_length(lines, size, path, cfg.level)

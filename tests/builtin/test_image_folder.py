@@ -215,6 +215,29 @@ def test_files_of_other_types_are_named_in_a_note_and_gif_and_jfif_are_read(tmp_
     assert note in capsys.readouterr().err
 
 
+def test_a_class_folder_symlink_whose_target_is_gone_is_named(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "a").mkdir()
+    for i in range(2):
+        Image.new("RGB", (12, 12), RED).save(tmp_path / "a" / f"{i}.png")
+    (tmp_path / "b").symlink_to(tmp_path / "moved")  # a class the user meant to have
+    d = image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))
+    assert d.classes == ["a"] and len(d) == 2
+    err = capsys.readouterr().err
+    assert "(broken symlinks 1)" in err and f"; broken symlinks, which may have been class folders: {tmp_path / 'b'}" \
+        in err
+
+
+def test_a_large_photo_is_read_without_pillows_decompression_bomb_warning(tmp_path, monkeypatch, recwarn):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), RED).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1200 pixels: Pillow's warning, short of its refusal
+    assert len(image_folder(ImageFolderConfig(image_size=8), root=str(tmp_path))) == 1
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
 def test_a_float_image_in_0_1_is_scaled_not_rounded_to_black(tmp_path):
     import numpy as np
     from PIL import Image

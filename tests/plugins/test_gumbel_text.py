@@ -382,3 +382,26 @@ def test_one_outlier_line_does_not_silently_set_every_sequences_length(tmp_path)
         data.text_dataset(data.TextConfig(path=str(f)))
     d = data.text_dataset(data.TextConfig(path=str(f), max_len=4))  # the way out the message names
     assert d.x.shape[1] == 5  # 4 tokens and the end token
+
+
+def test_long_lines_get_a_max_len_hint_that_keeps_what_it_says(tmp_path):
+    f = tmp_path / "long.txt"
+    f.write_text("\n".join(["ab" * 150] * 10))  # every line past the 256 the default allows
+    with pytest.raises(DataError, match=r"N=300 keeps 99% of them; past 256 every step is slow"):
+        data.text_dataset(data.TextConfig(path=str(f)))
+    assert len(data.text_dataset(data.TextConfig(path=str(f), max_len=300))) > 0
+
+
+def test_a_utf8_byte_order_mark_is_not_a_token(tmp_path):
+    f = tmp_path / "bom.txt"
+    f.write_text("abc\nabd\nabe\nabf\n", encoding="utf-8-sig")  # as Windows editors save
+    vocab = data.text_dataset(data.TextConfig(path=str(f))).vocab
+    assert "\ufeff" not in vocab and {"a", "b"} <= set(vocab)
+
+
+def test_the_end_token_as_a_word_of_the_corpus_is_refused(tmp_path):
+    f = tmp_path / "eos.txt"
+    f.write_text("a b\na <eos> b\nc d\n")
+    with pytest.raises(DataError, match=r"uses the word <eos> \(non-empty line 2\), the end token gancore adds"):
+        data.text_dataset(data.TextConfig(path=str(f), level="word"))
+    assert len(data.text_dataset(data.TextConfig(path=str(f)))) > 0  # characters: < e o s > are letters like any
