@@ -310,11 +310,22 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
                 call("gan_train_log", state=state, metrics=line)
                 t_last, step_last = now, state.step
 
+        # ------------------------------------------------------------ a polite stop: the checkpoint comes first
+        # (a grid or an evaluation can outlast a scheduler's grace before its kill; the resume does not redo them)
+        if stopping and main:  # single-process only (stop_on_signals): ranks would stop at different steps
+            path = save_checkpoint(state, run_dir / "checkpoints", cfg["keep_checkpoints"])
+            call("gan_train_checkpoint", state=state, path=path)
+            bar.close()
+            signum, state.stop_signal = state.stop_signal, None  # asked once: a later train(state) runs on
+            raise Stopped(signum, state.step, path)  # type: ignore[arg-type]
+
         # ------------------------------------------------------------ sample grid, evaluation
-        # (with train.ema, of the averaged generator: what sampling and export will use)
+        # (with train.ema, of the averaged generator: what sampling and export will use; on a private copy of
+        # the global RNG, as the evaluation below, so that a plugin's pictures cannot change the training)
+        cuda = [state.device.index or 0] if state.device.type == "cuda" else []
         if (state.step % cfg["sample_every"] == 0 or last) and main:
             try:
-                with averaged(state):
+                with averaged(state), torch.random.fork_rng(devices=cuda):
                     sample_grid(state, run_dir / "samples" / f"step-{state.step:07d}.png")
                     call("gan_train_pictures", state=state, folder=run_dir / "samples")
             except (OSError, PluginError) as e:
@@ -327,7 +338,6 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
             failed: dict[str, str] = {}
             # on a private copy of the global RNG (a metric's draws, its evaluator's first initialisation), so a
             # run with evaluation resumes bit for bit: an uninterrupted process would draw it only once
-            cuda = [state.device.index or 0] if state.device.type == "cuda" else []
             with torch.random.fork_rng(devices=cuda):
                 results = evaluate(state, metrics, failed)
             if results:
@@ -342,9 +352,6 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         if ckpt_due and main:
             path = save_checkpoint(state, run_dir / "checkpoints", cfg["keep_checkpoints"])
             call("gan_train_checkpoint", state=state, path=path)
-            if stopping:  # single-process only (stop_on_signals): ranks would stop at different steps
-                bar.close()
-                raise Stopped(state.stop_signal, state.step, path)  # type: ignore[arg-type]
 
     bar.close()
     call("gan_train_end", state=state)

@@ -5,6 +5,7 @@ Each test fails without the protection it names (see the README's reliability ta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -137,6 +138,40 @@ def test_sigterm_or_sighup_checkpoints_the_step_and_the_resume_reproduces_the_un
     assert line == (f"stopped by {signal.Signals(signum).name} at step {step}; wrote its checkpoint, "
                     f"step-{step:07d}: continue with gan train --resume run")
     assert (tmp_path / "run" / "checkpoints" / f"step-{step:07d}").is_dir()
+    r = gan_proc("train", "--resume", "run", "--quiet", cwd=tmp_path)
+    _, err = r.communicate()
+    assert r.returncode == 0, err
+    assert losses(tmp_path / "run") == reference
+
+
+def test_a_closed_terminal_stops_the_run_politely_and_the_resume_reproduces_it(reference, tmp_path):
+    import pty
+    import select
+
+    args = [a for a in KILL_ARGS if a != "--quiet"]  # progress and messages on the terminal, as a user sees them
+    for _attempt in range(3):  # the run can finish before the hang-up lands; then try again
+        pid, terminal = pty.fork()  # the child leads a session on its own terminal, as a login shell would
+        if pid == 0:
+            os.chdir(tmp_path)
+            os.execv(sys.executable, [sys.executable, "-m", "gancore_cli", *args, "--steps", "12", "--out", "run"])
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not _logged(4)(tmp_path / "run"):
+            if select.select([terminal], [], [], 0.05)[0]:
+                try:
+                    os.read(terminal, 65536)  # keep the terminal drained, as a terminal window does
+                except OSError:
+                    break
+        os.close(terminal)  # the window closes: the kernel hangs the terminal up and sends SIGHUP
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGHUP)  # and the shell passes its own on
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if code != 0:
+            break
+        shutil.rmtree(tmp_path / "run")
+    assert code == 128 + signal.SIGHUP  # not killed by the second SIGHUP, nor by a write to the closed terminal
+    log = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    step = log[-1]["step"]
+    assert step < 12 and (tmp_path / "run" / "checkpoints" / f"step-{step:07d}").is_dir()
     r = gan_proc("train", "--resume", "run", "--quiet", cwd=tmp_path)
     _, err = r.communicate()
     assert r.returncode == 0, err

@@ -8,8 +8,10 @@ import signal
 import pytest
 import torch
 
+import gancore.loop
 from gancore.checkpoint import list_checkpoints
 from gancore.loop import prepare, prepare_resume, train
+from gancore.plugins import build_manager, hookimpl
 from gancore.signals import Stopped, stop_on_signals
 from tests.conftest import tiny
 
@@ -46,6 +48,58 @@ def test_a_signal_checkpoints_the_step_it_is_on_and_the_resume_is_exact(signum):
         assert all(torch.equal(v, got[k]) for k, v in net.state_dict().items()), name
 
 
+def same_weights(a, b) -> bool:
+    return all(torch.equal(v, b.nets.named()[name].state_dict()[k])
+               for name, net in a.nets.named().items() for k, v in net.state_dict().items())
+
+
+def test_the_stop_checkpoint_comes_before_the_steps_grid_and_evaluation(monkeypatch):
+    evaluated: list[int] = []
+
+    def evaluate(state, metrics, failed):
+        evaluated.append(state.step)  # a slow evaluation could outlast a scheduler's grace period
+        return {}
+
+    monkeypatch.setattr(gancore.loop, "evaluate", evaluate)
+    due = {"train": {**OVER["train"], "sample_every": 3, "eval_every": 3}}
+    full = train(prepare("dcgan", tiny(**due), out="runs/full"), progress=False)
+    assert evaluated == [3, 6, 8]
+    evaluated.clear()
+    state = prepare("dcgan", tiny(**due), out="runs/cut")
+    signal_at(state, 3)
+    with pytest.raises(Stopped), stop_on_signals(state):
+        train(state, progress=False)
+    assert evaluated == [] and not (state.run_dir / "samples" / "step-0000003.png").exists()
+    assert [c.name for c in list_checkpoints(state.run_dir / "checkpoints")] == ["step-0000003"]
+    assert same_weights(full, train(prepare_resume(state.run_dir), progress=False))
+
+
+def test_a_plugins_pictures_drawn_from_the_global_rng_do_not_change_the_training():
+    class Noisy:
+        @hookimpl
+        def gan_train_pictures(self, state, folder):
+            torch.rand(1000)  # a third party's picture that draws noise as training does
+            return None
+
+    # ssgan: its D's dropout and input noise draw from the global RNG in training
+    cfg = {"device": "cpu", "data": {"limit": 256, "labels_per_class": 2}, "generator": {"hidden": 32},
+           "discriminator": {"hidden": [32, 16]}, "train": {"steps": 4, "batch_size": 10, "sample_every": 1}}
+    plain = train(prepare("ssgan", cfg, out="runs/plain"), progress=False)
+    noisy = train(prepare("ssgan", cfg, out="runs/noisy", mgr=build_manager(extra=[("noisy", Noisy())])),
+                  progress=False)
+    assert same_weights(plain, noisy)
+
+
+def test_a_stopped_state_trains_on_when_called_again():
+    state = prepare("dcgan", tiny(**OVER), out="runs/again")
+    signal_at(state, 3)
+    with pytest.raises(Stopped), stop_on_signals(state):
+        train(state, progress=False)
+    assert state.stop_signal is None  # the stop was asked once
+    train(state, progress=False)
+    assert state.step == 8
+
+
 def test_a_signal_at_the_last_step_lets_the_run_finish():
     state = prepare("dcgan", tiny(**OVER), out="runs/end")
     signal_at(state, 8)
@@ -66,6 +120,27 @@ def test_a_second_signal_acts_as_it_would_have():
             assert seen == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_after_a_sighup_more_sighups_are_ignored_and_sigterm_acts_as_before():
+    seen: list[int] = []
+
+    def mine(signum, frame):
+        seen.append(signum)
+
+    before = {s: signal.signal(s, mine) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        state = prepare("dcgan", tiny(), out="runs/hup")
+        with stop_on_signals(state):
+            os.kill(os.getpid(), signal.SIGHUP)  # a closed terminal: the kernel's hang-up, then the shell's
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert state.stop_signal == signal.SIGHUP and seen == []
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGHUP) is mine
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
 
 
 def test_the_handlers_in_place_before_come_back():

@@ -93,9 +93,10 @@ class _Walk:
         for f in sorted(files):
             if f.startswith("."):
                 continue
-            if not os.path.exists(os.path.join(here, f)):  # a broken symlink, to an image or to a folder
+            path = os.path.join(here, f)
+            if os.path.islink(path) and not os.path.exists(path):  # a broken symlink, to an image or a folder
                 kind = "broken symlinks"  # at the top level as in class folders: skipped, counted and named
-                self.broken.append(os.path.join(here, f))
+                self.broken.append(path)
             elif not _is_image(f):
                 kind = Path(f).suffix.lower() or "(no suffix)"
             else:
@@ -107,7 +108,7 @@ class _Walk:
     def note_skipped(self, folder: Path) -> None:
         if self.skipped:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
-            links = (f"; broken symlinks, which may have been class folders: {', '.join(self.broken[:3])}"
+            links = (f"; broken symlinks (to images, or to class folders that moved): {', '.join(self.broken[:3])}"
                      f"{', ...' if len(self.broken) > 3 else ''}" if self.broken else "")
             _note(f"{folder}: skipped {sum(self.skipped.values())} files that are not images read here ({kinds}); "
                   f"images are {', '.join(EXTENSIONS)}{links}")
@@ -264,19 +265,19 @@ def _decode(folder: Path, image_size: int, channels: int, limit: int = 0
     if len(files) >= 10_000:  # minutes for a large set: say what the wait is
         print(f"gancore: note: decoding {len(files)} images from {folder}", file=sys.stderr, flush=True)
     pixels = []
-    for p in files:
-        try:
-            with warnings.catch_warnings():
-                # Pillow warns of a "decompression bomb" from 89 megapixels: a user's own large photo, read and
-                # shrunk as any other (past twice that, Pillow refuses it, and so do we, below)
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with warnings.catch_warnings():
+        # Pillow warns of a "decompression bomb" from 89 megapixels: a user's own large photo, read and shrunk as
+        # any other (past twice that, Pillow refuses it, and so do we, below)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        for p in files:
+            try:
                 with Image.open(p) as im:
                     pixels.append(tf(_pixels(im, mode)))
-        except MemoryError:
-            raise  # the whole set decodes into memory: that is not this file's fault
-        except Exception as e:  # OSError (UnidentifiedImageError), SyntaxError (a broken PNG chunk), Pillow's
-            # DecompressionBombError (over its pixel limit, or a corrupt header claiming so), ValueError, ...
-            raise DataError(f"cannot read image {p} ({type(e).__name__}: {e}); remove or replace it") from None
+            except MemoryError:
+                raise  # the whole set decodes into memory: that is not this file's fault
+            except Exception as e:  # OSError (UnidentifiedImageError), SyntaxError (a broken PNG chunk), Pillow's
+                # DecompressionBombError (over its pixel limit, or a corrupt header claiming so), ValueError, ...
+                raise DataError(f"cannot read image {p} ({type(e).__name__}: {e}); remove or replace it") from None
     # uint8 until the whole set is in: a quarter of the memory while decoding
     x = torch.stack(pixels).float().div_(127.5).sub_(1.0)
     return x, (torch.tensor(labels, dtype=torch.int64) if labels is not None else None), classes
