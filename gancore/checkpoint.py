@@ -171,7 +171,8 @@ def _load_safetensors(path: Path) -> dict[str, Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint file {path} is corrupt or not a safetensors file ({e}); "
-                              f"resume from an earlier checkpoint with --checkpoint") from None
+                              f"use an earlier one with --checkpoint N (gan train --resume, sample, eval and export "
+                              f"take it)") from None
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:

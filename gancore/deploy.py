@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gancore.config import check_seed
+from gancore.config import check_seed, whole
 from gancore.errors import ExportError
 
 META_PREFIX = "gancore."
@@ -204,9 +204,9 @@ class OnnxModel:
 
     def draw(self, n: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Latent inputs for ``n`` samples, from the distributions in the metadata."""
-        if not 1 <= n <= MAX_BATCH:
-            raise ExportError(f"n must be from 1 to {MAX_BATCH}, got {n}")
-        return draw_latent(self.inputs, n, seed)
+        if (count := whole(n)) is None or not 1 <= count <= MAX_BATCH:
+            raise ExportError(f"n must be a whole number from 1 to {MAX_BATCH}, got {n!r}")
+        return draw_latent(self.inputs, count, seed)
 
     def check(self, feeds: dict[str, np.ndarray]) -> None:
         """Refuse inputs that do not fit the metadata (a wrong name, shape or dtype, a category out of range) or

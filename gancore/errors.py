@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,14 @@ class CheckpointError(GanError):
 
 class ExportError(GanError):
     """An export that failed its checks, or a model file that is not ours."""
+
+
+def path_arg(value: object, what: str, error: type[GanError] = GanError) -> Path:
+    """A function argument that names a file or folder, as a Path; ``error`` naming ``what`` if it is not a str
+    or path (a script's ``None`` or a number would otherwise surface as a TypeError deep inside)."""
+    if isinstance(value, str | os.PathLike):
+        return Path(value)
+    raise error(f"{what} must be a path (a str or pathlib.Path), got {type(value).__name__} {value!r}")
 
 
 def suggest(name: str, known: Iterable[str]) -> str:

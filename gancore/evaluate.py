@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 
 from gancore.averaging import averaged, averaged_nets
 from gancore.components import LatentSpec, Metric
-from gancore.errors import GanError, PluginError, failure
+from gancore.errors import GanError, PluginError, failure, path_arg
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import get_manager
 from gancore.sampling import eval_mode, latent_batches
@@ -149,8 +150,12 @@ def _earlier(path: Path, scored: Collection[str]) -> tuple[dict[str, Any], dict[
     try:
         old = json.loads(path.read_text())
         results, failed = dict(old.get("results") or {}), dict(old.get("failed") or {})
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}, {}  # none yet, or one we cannot read: it is replaced
+    except FileNotFoundError:
+        return {}, {}  # none yet
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        print(f"gancore: warning: the earlier report {path} cannot be read ({type(e).__name__}: {e}); it is "
+              f"replaced, and holds only the figures scored now", file=sys.stderr)
+        return {}, {}
     return ({k: v for k, v in results.items() if k.split("/", 1)[0] not in scored},
             {k: v for k, v in failed.items() if k not in scored})
 
@@ -227,7 +232,7 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
     from gancore.runs import open_run
     from gancore.sampling import is_model, refuse_run_options_for_model
 
-    target = Path(target)
+    target = path_arg(target, "the run or model to evaluate")
     refuse_run_options_for_model(target, live, checkpoint)
     if data_dir and not Path(data_dir).expanduser().is_dir():  # checked even where no chosen metric reads data
         raise GanError(f"--data-dir {data_dir!r} does not exist or is not a folder; give the folder holding the "

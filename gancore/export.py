@@ -30,7 +30,7 @@ from gancore import __version__
 from gancore.averaging import averaged_nets
 from gancore.components import ExportModel, LatentSpec, draw
 from gancore.deploy import MAX_BATCH
-from gancore.errors import ExportError
+from gancore.errors import ExportError, path_arg
 from gancore.fsutil import json_text, swap_into_place
 from gancore.runs import open_run
 from gancore.state import TrainState
@@ -313,6 +313,18 @@ def _check_destination(dest: Path, force: bool) -> None:
     if not replaceable:
         raise ExportError(f"{dest} is not an earlier export (no card.json in it); --force replaces only an "
                           f"export folder, so nothing was changed. Choose another --out")
+    if foreign := sorted(e.name for e in dest.iterdir() if not _export_file(e)):
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ExportError(f"{dest} holds {len(foreign)} {'entry' if len(foreign) == 1 else 'entries'} that no export "
+                          f"writes ({shown}); --force would delete them with the folder, so nothing was changed. "
+                          f"Move them out, or choose another --out")
+
+
+def _export_file(entry: Path) -> bool:
+    """What an export (or ``gan eval`` of its models) writes: the card, model files, evaluation reports."""
+    name = entry.name
+    return entry.is_file() and not entry.is_symlink() and (
+        name == "card.json" or name.endswith((*SUFFIX.values(), ".eval.json")))
 
 
 def _alive(pid: int) -> bool:
@@ -381,14 +393,18 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
                force: bool = False, checkpoint: str | None = None, live: bool = False) -> Path:
     """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder. ``live``: a run
     trained with ``train.ema`` is exported with its last step's weights rather than its networks' averages."""
+    run = path_arg(run, "the run to export", ExportError)
+    names = isinstance(formats, Sequence) and all(isinstance(f, str) for f in formats)  # a str is one name
+    if not names:
+        raise ExportError(f"formats are names such as ['onnx', 'torchscript'], got {formats!r}; choose from "
+                          f"{', '.join(FORMATS)}")
     formats = [formats] if isinstance(formats, str) else list(formats)  # export_run(run, "onnx") means one format
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
     if out is not None and not str(out).strip():  # most likely an unset shell variable: `--out "$DIR"`
         raise ExportError(f"--out is empty; name the folder to write, or leave --out off for {EXPORT_DIR}/<run>")
-    run = Path(run)
-    dest = Path(out) if out is not None else EXPORT_DIR / run.resolve().name
+    dest = path_arg(out, "out", ExportError) if out is not None else EXPORT_DIR / run.resolve().name
     try:
         _tidy(dest)
     except OSError as e:

@@ -23,7 +23,7 @@ from gancore.averaging import averaged
 from gancore.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint, recover, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.config import merge
-from gancore.errors import ConfigError, GanError, PluginError
+from gancore.errors import CheckpointError, ConfigError, GanError, PluginError, path_arg
 from gancore.evaluate import applicable, evaluate
 from gancore.fsutil import json_text, write_json_atomic, write_text_atomic
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
@@ -40,6 +40,11 @@ from gancore.state import TrainState, build_state, load_data, pick_device
 def prepare(plugin: str, *layers: dict[str, Any], out: str | None = None,
             mgr: PluginManager | None = None) -> TrainState:
     """Resolve the config, load the data, build the networks and create the run folder."""
+    if not isinstance(plugin, str):
+        raise ConfigError(f"prepare() takes a recipe's name first, such as 'dcgan' (gan plugins lists them), got "
+                          f"{type(plugin).__name__} {plugin!r}")
+    if out is not None:
+        path_arg(out, "out", ConfigError)  # the type alone: an empty --out has its own message
     mgr = mgr or get_manager()
     cfg = resolve_config(mgr, plugin, *layers)
     data = load_data(mgr, cfg, train=True)
@@ -95,7 +100,7 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
     """Rebuild a run and restore its latest (or the named) checkpoint: weights, optimizers, RNGs, step.
     ``steps`` and ``on_nan`` (``train.on_nan``, which changes nothing until a loss or weight goes non-finite)
     may be changed, and are saved in the run's config."""
-    path = Path(run)
+    path = path_arg(run, "the run to resume", CheckpointError)
     mgr = mgr or get_manager()
     cfg = load_run_config(path, mgr, device=device, steps=steps, on_nan=on_nan)
     main = distributed.env_rank() == 0  # rank 0 alone tidies the run folder and picks the checkpoint
@@ -198,6 +203,11 @@ def sample_grid(state: TrainState, path: Path) -> Path | None:
 
 def train(state: TrainState, *, progress: bool = True) -> TrainState:
     """Train ``state`` from its current step to ``train.steps``."""
+    if not isinstance(state, TrainState):
+        hint = (f"; to go on with the run folder {str(state)!r}, train(prepare_resume({str(state)!r}))"
+                if isinstance(state, str | os.PathLike) else "")
+        raise GanError(f"train() takes the state that prepare() or prepare_resume() returns, got "
+                       f"{type(state).__name__} {state!r}{hint}")
     # ---------------------------------------------------------------- set-up
     cfg = state.config["train"]
     call = state.manager.call  # a plugin's hook that raises is named in the error

@@ -12,7 +12,7 @@ import numpy as np
 
 from gancore.config import check_seed, whole
 from gancore.deploy import MAX_BATCH, class_limits, draw_input, draw_latent
-from gancore.errors import ExportError
+from gancore.errors import ExportError, path_arg
 from gancore.fsutil import write_text_atomic
 from gancore.images import save_grid, save_picture
 
@@ -222,7 +222,9 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
     if traverse is not None and (traverse := whole(traverse_given := traverse)) is None:
         raise ExportError(f"traverse names a continuous code by its index (0 for the first), got {traverse_given!r}")
     seed = check_seed(seed, "--seed")
-    target = Path(target)
+    target = path_arg(target, "the run or model to sample", ExportError)
+    if out is not None:
+        out = path_arg(out, "out", ExportError)
     refuse_run_options_for_model(target, live, checkpoint)
     nrow = None
     if is_model(target):
@@ -260,6 +262,7 @@ def sample(target: str | Path, *, n: int = 64, out: str | Path | None = None, se
         if out is not None:
             _check_text_path(Path(out), force)
             try:
+                Path(out).parent.mkdir(parents=True, exist_ok=True)  # as a grid's folders are made
                 write_text_atomic(Path(out), "".join(t + "\n" for t in res.texts))
             except OSError as e:
                 raise ExportError(f"could not write {str(out)!r}: {e.strerror or e}") from None

@@ -148,6 +148,16 @@ def test_scoring_some_metrics_again_adds_to_the_steps_report(gan2d_run, monkeypa
     assert "gone/v" not in json.loads(again.report.read_text())["results"]
 
 
+def test_scoring_some_metrics_over_an_unreadable_report_says_it_is_replaced(gan2d_run, monkeypatch, capsys):
+    add_metrics(monkeypatch, plain=lambda: (lambda run: {"v": 1.0}))
+    report = gancore.evaluate_run(gan2d_run, metrics=["plain"]).report
+    capsys.readouterr()
+    report.write_text("{bad")
+    gancore.evaluate_run(gan2d_run, metrics=["plain"])
+    assert f"the earlier report {report} cannot be read (JSONDecodeError" in capsys.readouterr().err
+    assert json.loads(report.read_text())["results"] == {"plain/v": 1.0}
+
+
 def _exits(run):
     raise SystemExit(3)
 

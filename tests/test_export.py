@@ -168,6 +168,12 @@ def test_an_fp16_parity_failure_leaves_nothing_behind(trained_run, tmp_path, mon
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("n", [0, True, 2.5, "4"])
+def test_draw_takes_a_whole_number_of_samples(exported, n):
+    with pytest.raises(ExportError, match=rf"n must be a whole number from 1 to 65536, got {n!r}"):
+        OnnxModel(exported / "generator.onnx").draw(n)
+
+
 def test_io_binding_returns_what_run_returns(exported):
     model = OnnxModel(exported / "generator.onnx", device="cpu")
     feeds = model.draw(5, seed=1)
@@ -318,6 +324,18 @@ def test_force_replaces_only_an_earlier_export(trained_run, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["afile"]
     (tmp_path / "empty").mkdir()
     assert (export_run(trained_run, ["onnx"], out=tmp_path / "empty", force=True) / "card.json").is_file()
+
+
+def test_force_keeps_an_export_folder_that_holds_files_of_the_users(trained_run, tmp_path):
+    dest = export_run(trained_run, ["onnx"], out=tmp_path / "e")
+    (dest / "generator.eval.json").write_text("{}")  # gan eval's report: an export's own file
+    export_run(trained_run, ["onnx", "onnx-fp16"], out=dest, force=True)
+    (dest / "notes.txt").write_text("mine")
+    (dest / "grids").mkdir()
+    with pytest.raises(ExportError, match=r"holds 2 entries that no export writes \(grids, notes.txt\); --force "
+                                          r"would delete them with the folder, so nothing was changed"):
+        export_run(trained_run, ["torchscript"], out=dest, force=True)
+    assert sorted(os.listdir(dest)) == ["card.json", "generator.fp16.onnx", "generator.onnx", "grids", "notes.txt"]
 
 
 def test_unknown_format(trained_run):

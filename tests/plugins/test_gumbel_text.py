@@ -306,6 +306,8 @@ def test_sample_prints_text_from_a_run_and_from_onnx(run, tmp_path):
     (tmp_path / "empty.txt").touch()  # `mktemp` or an editor's new file: nothing to lose
     sample(run.run_dir, n=2, out=tmp_path / "empty.txt")
     assert len((tmp_path / "empty.txt").read_text().splitlines()) == 2
+    sample(run.run_dir, n=2, out=tmp_path / "new" / "folder" / "s.txt")  # its folders made, as a grid's are
+    assert len((tmp_path / "new" / "folder" / "s.txt").read_text().splitlines()) == 2
 
 
 def test_exported_gumbel_noise_outside_its_range_or_not_finite_is_refused(run, tmp_path):
