@@ -194,7 +194,8 @@ def train(
     except Stopped as e:  # SIGTERM or SIGHUP (single process): the step it was on is checkpointed
         distributed.finish(state.nets)
         if world.main:
-            typer.echo(f"\n{e}: continue with gan train --resume {state.run_dir}", err=True)
+            with contextlib.suppress(OSError):  # a terminal that hung up in the last moment: the log has it all
+                typer.echo(f"\n{e}: continue with gan train --resume {state.run_dir}", err=True)
         raise typer.Exit(128 + e.signum) from None
     except KeyboardInterrupt:
         distributed.finish(state.nets, ok=False)

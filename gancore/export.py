@@ -18,7 +18,7 @@ import re
 import shutil
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gancore.components import ExportModel, LatentSpec, draw
 from gancore.deploy import MAX_BATCH
 from gancore.errors import ExportError, path_arg
 from gancore.fsutil import json_text, swap_into_place
+from gancore.images import drawn_by_gancore
 from gancore.runs import open_run
 from gancore.state import TrainState
 
@@ -320,11 +321,17 @@ def _check_destination(dest: Path, force: bool) -> None:
                           f"Move them out, or choose another --out")
 
 
+DEBRIS = re.compile(r"\..+\.\d+\.tmp(\.\w+)?")  # a killed process's temporary file (gancore.fsutil.tmp_beside)
+
+
 def _export_file(entry: Path) -> bool:
-    """What an export (or ``gan eval`` of its models) writes: the card, model files, evaluation reports."""
+    """What an export writes, and ``gan eval`` and ``gan sample`` of its models beside them: the card, model
+    files, evaluation reports, sample grids (PNGs gancore wrote); also writes cut short, and Finder's notes."""
     name = entry.name
-    return entry.is_file() and not entry.is_symlink() and (
-        name == "card.json" or name.endswith((*SUFFIX.values(), ".eval.json")))
+    if not entry.is_file() or entry.is_symlink():
+        return False
+    return (name in ("card.json", ".DS_Store") or name.endswith((*SUFFIX.values(), ".eval.json"))
+            or DEBRIS.fullmatch(name) is not None or (name.endswith(".png") and drawn_by_gancore(entry)))
 
 
 def _alive(pid: int) -> bool:
@@ -394,11 +401,13 @@ def export_run(run: str | Path, formats: Sequence[str] = ("onnx",), *, out: str 
     """Export run ``run`` into ``out`` (default ``exported/<run name>``); return that folder. ``live``: a run
     trained with ``train.ema`` is exported with its last step's weights rather than its networks' averages."""
     run = path_arg(run, "the run to export", ExportError)
-    names = isinstance(formats, Sequence) and all(isinstance(f, str) for f in formats)  # a str is one name
-    if not names:
+    if isinstance(formats, str):
+        formats = [formats]  # export_run(run, "onnx") means one format
+    elif isinstance(formats, Iterable) and not isinstance(formats, Mapping):
+        formats = list(formats)
+    if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
         raise ExportError(f"formats are names such as ['onnx', 'torchscript'], got {formats!r}; choose from "
                           f"{', '.join(FORMATS)}")
-    formats = [formats] if isinstance(formats, str) else list(formats)  # export_run(run, "onnx") means one format
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")

@@ -7,9 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from gancore.fsutil import replacing
+
+PNG_SOURCE = "gancore"  # the PNG "Source" text of every picture gancore draws: how --force knows its own grids
+
+
+def drawn_by_gancore(path: Path) -> bool:
+    """Whether ``path`` is a PNG that gancore wrote (its "Source" text chunk says so)."""
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get("Source") == PNG_SOURCE
+    except (OSError, ValueError, SyntaxError):
+        return False
 
 
 def grid_array(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0), nrow: int | None = None,
@@ -38,7 +49,9 @@ def save_grid(images: np.ndarray, path: str | Path, value_range: tuple[float, fl
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = grid_array(images, value_range, nrow)
     with replacing(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Source", PNG_SOURCE)
+        Image.fromarray(arr).save(tmp, format="PNG", pnginfo=info)
     return path
 
 

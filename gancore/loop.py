@@ -226,6 +226,9 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
     d_reg = [r for r in state.regularizers.values() if "discriminator" in r.phases]
     g_reg = [r for r in state.regularizers.values() if "generator" in r.phases]
     schedulable = [c for c in state.components() if hasattr(c, "schedule")]
+    # the GPU whose RNG pictures and evaluation must leave alone (fork_rng copies and restores it)
+    cuda = [torch.cuda.current_device() if state.device.index is None else state.device.index] \
+        if state.device.type == "cuda" else []
     # Gradients no DDP wrapper averages: parameters one optimizer trains in a network of the other group
     # (InfoGAN's Q head, in D, trained by G's optimizer too). Averaged by hand, one all-reduce per step.
     unsynced = {phase: _unsynced(nets, opt, phase) for phase, opt in
@@ -332,7 +335,6 @@ def train(state: TrainState, *, progress: bool = True) -> TrainState:
         # ------------------------------------------------------------ sample grid, evaluation
         # (with train.ema, of the averaged generator: what sampling and export will use; on a private copy of
         # the global RNG, as the evaluation below, so that a plugin's pictures cannot change the training)
-        cuda = [state.device.index or 0] if state.device.type == "cuda" else []
         if (state.step % cfg["sample_every"] == 0 or last) and main:
             try:
                 with averaged(state), torch.random.fork_rng(devices=cuda):

@@ -10,6 +10,7 @@ from typing import Any
 import matplotlib
 
 from gancore.fsutil import replacing
+from gancore.images import PNG_SOURCE
 
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
@@ -19,7 +20,7 @@ def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with replacing(path, ".png") as tmp:  # matplotlib reads the format from the suffix
-            fig.savefig(tmp, dpi=100, bbox_inches="tight")
+            fig.savefig(tmp, dpi=100, bbox_inches="tight", metadata={"Source": PNG_SOURCE})
     finally:
         plt.close(fig)
     return path

@@ -51,8 +51,8 @@ def stop_on_signals(state: TrainState, signals: tuple[int, ...] = STOP_SIGNALS) 
     (``state.stop_signal``); the handlers in place before are then put back at once, so a second signal acts as
     it would have without us (the default for SIGTERM: die now; the last complete checkpoint stays intact). A
     signal the process ignores (``nohup`` ignores SIGHUP) stays ignored. After a SIGHUP from a terminal that has
-    closed, the streams that wrote to it go to /dev/null, and further SIGHUPs are ignored until the end: the shell
-    passes its own on to its jobs, so one hang-up often arrives twice. Outside the main thread, where Python
+    closed, the streams that wrote to it go to /dev/null, and further SIGHUPs do nothing else until the end: the
+    shell passes its own on to its jobs, so one hang-up often arrives twice. Outside the main thread, where Python
     cannot set handlers, and in data-parallel training, where each process would stop at its own step, this does
     nothing (under ``gan train --nproc`` torchrun stops the workers; every checkpoint written stays intact)."""
     if threading.current_thread() is not threading.main_thread() or state.world.active:
@@ -61,6 +61,7 @@ def stop_on_signals(state: TrainState, signals: tuple[int, ...] = STOP_SIGNALS) 
     state.stop_signal = None  # a stop asked of an earlier run of this state is not this one's
     ttys = [fd for fd in (1, 2) if os.isatty(fd)]
     before: dict[int, object] = {}  # never changed once set up, so a handler may read it at any time
+    asked: list[int] = []
     over = False
 
     def ask(signum: int, _frame: FrameType | None) -> None:
@@ -68,12 +69,15 @@ def stop_on_signals(state: TrainState, signals: tuple[int, ...] = STOP_SIGNALS) 
             signal.signal(signum, before[signum])  # type: ignore[arg-type]
             signal.raise_signal(signum)
             return
-        if state.stop_signal is None:
-            state.stop_signal = signum
-        for s, handler in before.items():
-            signal.signal(s, signal.SIG_IGN if s == signum == SIGHUP else handler)  # type: ignore[arg-type]
-        if signum == SIGHUP:
+        if signum == SIGHUP:  # at every hang-up: a terminal may close just after it signalled
             _leave_hung_up_terminal(ttys)
+        if asked:  # only a repeated SIGHUP still comes here
+            return
+        asked.append(signum)
+        state.stop_signal = signum
+        for s, handler in before.items():
+            if not s == signum == SIGHUP:
+                signal.signal(s, handler)  # type: ignore[arg-type]
 
     for s in signals:
         handler = signal.getsignal(s)
@@ -85,5 +89,7 @@ def stop_on_signals(state: TrainState, signals: tuple[int, ...] = STOP_SIGNALS) 
         yield
     finally:
         over = True
+        if asked == [SIGHUP]:
+            _leave_hung_up_terminal(ttys)  # a terminal that closed after its SIGHUP, while the step finished
         for s, handler in before.items():
             signal.signal(s, handler)  # type: ignore[arg-type]

@@ -327,15 +327,31 @@ def test_force_replaces_only_an_earlier_export(trained_run, tmp_path):
 
 
 def test_force_keeps_an_export_folder_that_holds_files_of_the_users(trained_run, tmp_path):
+    from PIL import Image
+
+    from gancore.sampling import sample
+
     dest = export_run(trained_run, ["onnx"], out=tmp_path / "e")
     (dest / "generator.eval.json").write_text("{}")  # gan eval's report: an export's own file
-    export_run(trained_run, ["onnx", "onnx-fp16"], out=dest, force=True)
+    sample(dest / "generator.onnx", n=4, out=dest / "samples.png")  # as make demo does
+    (dest / ".generator.eval.json.99999.tmp").write_text("{")  # a killed gan eval's write
+    (dest / ".DS_Store").write_bytes(b"Finder")
+    export_run(trained_run, ("onnx", "onnx-fp16"), out=dest, force=True)  # a tuple of formats, as a list
+    assert sorted(os.listdir(dest)) == ["card.json", "generator.fp16.onnx", "generator.onnx"]
     (dest / "notes.txt").write_text("mine")
     (dest / "grids").mkdir()
-    with pytest.raises(ExportError, match=r"holds 2 entries that no export writes \(grids, notes.txt\); --force "
-                                          r"would delete them with the folder, so nothing was changed"):
+    Image.new("L", (4, 4)).save(dest / "photo.png")  # a PNG gancore did not draw
+    with pytest.raises(ExportError, match=r"holds 3 entries that no export writes \(grids, notes.txt, photo.png\); "
+                                          r"--force would delete them with the folder, so nothing was changed"):
         export_run(trained_run, ["torchscript"], out=dest, force=True)
-    assert sorted(os.listdir(dest)) == ["card.json", "generator.fp16.onnx", "generator.onnx", "grids", "notes.txt"]
+    assert sorted(os.listdir(dest)) == ["card.json", "generator.fp16.onnx", "generator.onnx", "grids", "notes.txt",
+                                        "photo.png"]
+
+
+def test_formats_are_names_in_any_collection(trained_run, tmp_path):
+    assert (export_run(trained_run, iter(["onnx"]), out=tmp_path / "a") / "generator.onnx").is_file()
+    with pytest.raises(ExportError, match=r"formats are names such as \['onnx', 'torchscript'\], got \{'onnx': 1\}"):
+        export_run(trained_run, {"onnx": 1}, out=tmp_path / "b")
 
 
 def test_unknown_format(trained_run):

@@ -306,7 +306,7 @@ def test_out_of_range_categories_are_refused(export):
         model.run(feeds)
     with pytest.raises(GanError, match="seed must be a whole number from 0"):
         model.sample(3, seed=-1)
-    with pytest.raises(ExportError, match="n must be from 1 to 65536, got 0"):
+    with pytest.raises(ExportError, match="n must be a whole number from 1 to 65536, got 0"):
         model.sample(0)
 
 
