@@ -18,7 +18,7 @@ from gancore.errors import GanError, PluginError, failure, path_arg
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import get_manager
 from gancore.sampling import eval_mode, latent_batches
-from gancore.state import TrainState
+from gancore.state import TrainState, check_same_data, data_place, load_data
 
 
 class OnnxSource:
@@ -160,6 +160,17 @@ def _earlier(path: Path, scored: Collection[str]) -> tuple[dict[str, Any], dict[
             {k: v for k, v in failed.items() if k not in scored})
 
 
+def _check_held_out(state: TrainState, run: Path) -> None:
+    """Refuse real held-out data whose classes or vocabulary differ from the run's (another folder given with
+    --data-dir, or the data changed on disk): the metrics would score labels or tokens that mean other things."""
+    try:
+        test = load_data(state.manager, state.config, train=False)
+    except GanError:  # none held out, or not readable here: each metric that needs it says so
+        return
+    check_same_data(state.data_info, test.describe(), f"the held-out data ({data_place(state.config)})",
+                    f"Give --data-dir the data {run} was trained on")
+
+
 def write_report(state: TrainState | OnnxSource, results: dict[str, float], *, live: bool = False,
                  failed: dict[str, str] | None = None, scored: Collection[str] | None = None) -> Path:
     """``RUN/eval/step-N.json`` for a run (``step-N-live.json`` for the last step's weights of a run trained with
@@ -249,6 +260,7 @@ def evaluate_run(target: str | Path, *, metrics: list[str] | None = None, checkp
         elif saved and not Path(saved).expanduser().exists():
             raise GanError(f"run {target} read its data from {saved!r} (data.dir in its config.json), which is not "
                            f"there now; pass --data-dir with the folder it moved to")
+        _check_held_out(state, target)
         backend = f"PyTorch on {state.device}"
     skipped: dict[str, str] = {}
     chosen = applicable(state, metrics, skipped)

@@ -31,10 +31,10 @@ from gancore.images import save_picture
 from gancore.plugins import PluginManager, get_manager
 from gancore.progress import Progress
 from gancore.resolve import check_data_dir, resolve_config
-from gancore.runs import check_run_dir, load_run_config, new_run_dir, pick_checkpoint, write_run_files
+from gancore.runs import check_run_dir, data_description, load_run_config, new_run_dir, pick_checkpoint, write_run_files
 from gancore.sampling import eval_mode
 from gancore.signals import Stopped
-from gancore.state import TrainState, build_state, load_data, pick_device
+from gancore.state import TrainState, build_state, check_same_data, data_place, load_data, pick_device
 
 
 def prepare(plugin: str, *layers: dict[str, Any], out: str | None = None,
@@ -109,6 +109,8 @@ def prepare_resume(run: str | Path, *, steps: int | None = None, checkpoint: str
         recover(path / "checkpoints")
         ckpt = pick_checkpoint(path, checkpoint)
     data = load_data(mgr, cfg, train=True)
+    check_same_data(data_description(path), data.describe(), f"the training data ({data_place(cfg)})",
+                    f"Put back the data {path} was trained on, or train a new run on this data")
     state = build_state(mgr, cfg, data=data)
     state.run_dir = path
     # Every process loads the checkpoint rank 0 picked, once rank 0 has finished tidying.

@@ -122,6 +122,41 @@ def load_data(mgr: PluginManager, cfg: dict[str, Any], *, train: bool = True) ->
     return data
 
 
+# What a run's networks and figures mean in terms of its data: class i is classes[i], token i is vocab[i]
+SAME_DATA = ("kind", "shape", "value_range", "classes", "vocab", "level")
+
+
+def _difference(key: str, was: Any, now: Any) -> str:
+    if key in ("classes", "vocab") and isinstance(was, list) and isinstance(now, list):
+        gone, new = [t for t in was if t not in now], [t for t in now if t not in was]
+        what = "its classes" if key == "classes" else "its vocabulary"
+        if gone or new:
+            return (f"{what} changed ({len(was)} then, {len(now)} now; gone: {', '.join(map(repr, gone[:5])) or '-'}; "
+                    f"new: {', '.join(map(repr, new[:5])) or '-'})")
+        return f"{what} are the same names in another order, so every id would change meaning"
+    return f"its {key.replace('_', ' ')} is {now!r}, {was!r} then"
+
+
+def data_place(cfg: Mapping[str, Any]) -> str:
+    """The data a config reads, in words: ``image-folder in ~/faces``, ``text from my.txt``, ``fashion-mnist``."""
+    data = cfg["data"]
+    place = str(data["name"])
+    if data.get("dir"):
+        place += f" in {data['dir']}"
+    if data.get("path"):
+        place += f" from {data['path']}"
+    return place
+
+
+def check_same_data(recorded: Mapping[str, Any], now: Mapping[str, Any], what: str, fix: str) -> None:
+    """Refuse data that no longer matches what a run was built for (``recorded``, its run.json): another class
+    order or vocabulary would silently give every label or token id another meaning."""
+    diffs = [_difference(k, recorded.get(k), now.get(k)) for k in SAME_DATA if k in recorded and
+             recorded.get(k) != now.get(k)]
+    if diffs:
+        raise DataError(f"{what} no longer matches the data the run was trained on: {'; '.join(diffs)}. {fix}")
+
+
 def _examples(n: int) -> str:
     return f"{n} example{'' if n == 1 else 's'}"
 

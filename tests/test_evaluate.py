@@ -178,3 +178,22 @@ def test_an_infinite_figure_is_reported_in_strict_json(gan2d_run, monkeypatch):
     assert res.results["unbounded/kl"] == math.inf  # the caller gets the float
     report = json.loads(res.report.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the report"))
     assert report["results"]["unbounded/kl"] == "inf"
+
+
+def test_held_out_data_of_other_classes_is_refused_before_scoring(tmp_path):
+    from gancore.errors import DataError
+    from gancore.loop import prepare, train
+    from tests.conftest import paint, paint_classes, tiny
+
+    for split in ("train", "test"):
+        paint_classes(tmp_path / "imgs", split)  # blue, red
+        paint(tmp_path / "other" / split / "green", {"g": (0, 255, 0)})
+        paint(tmp_path / "other" / split / "red", {"r": (255, 0, 0)})
+    cfg = tiny(data={"name": "image-folder", "dir": str(tmp_path / "imgs"), "image_size": 32},
+               train={"batch_size": 4, "steps": 2, "checkpoint_every": 2})
+    run = train(prepare("dcgan", cfg, out=str(tmp_path / "run")), progress=False).run_dir
+    with pytest.raises(DataError, match=r"the held-out data \(image-folder in .*other\) no longer matches the data "
+                                         r"the run was trained on: its classes changed \(2 then, 2 now; gone: 'blue'; "
+                                         r"new: 'green'\)\. Give --data-dir the data .*run was trained on"):
+        gancore.evaluate_run(run, data_dir=str(tmp_path / "other"))
+    assert not (run / "eval").exists()

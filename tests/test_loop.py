@@ -130,6 +130,47 @@ def test_a_resume_after_images_were_removed_goes_on_with_a_fresh_pass_and_says_s
     assert train(resumed, progress=False).step == 8
 
 
+def test_a_resume_onto_data_whose_classes_or_vocabulary_changed_is_refused_and_moves_nothing(tmp_path):
+    from gancore.errors import DataError
+    from tests.conftest import paint_classes
+
+    paint_classes(tmp_path / "imgs")  # classes blue, red: labels 0, 1
+    cfg = tiny(data={"name": "image-folder", "dir": str(tmp_path / "imgs"), "image_size": 32},
+               train={"batch_size": 4, "steps": 4, "checkpoint_every": 2})
+    run = train(prepare("dcgan", cfg, out="runs/classes"), progress=False).run_dir
+    (tmp_path / "imgs" / "blue").rename(tmp_path / "imgs" / "teal")  # same images; red is label 0 now
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    with pytest.raises(DataError, match=r"the training data \(image-folder in .*imgs\) no longer matches the data "
+                                         r"the run was trained on: its classes changed \(2 then, 2 now; gone: 'blue'; "
+                                         r"new: 'teal'\)\. Put back the data .*classes was trained on"):
+        prepare_resume(run, steps=6, checkpoint="2")  # an earlier checkpoint: later ones would be set aside
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    (tmp_path / "imgs" / "teal").rename(tmp_path / "imgs" / "blue")
+    assert train(prepare_resume(run, steps=6), progress=False).step == 6
+
+    text = tmp_path / "lines.txt"
+    text.write_text("abc\nbca\ncab\nacb\n" * 8)
+    cfg = {"device": "cpu", "data": {"name": "text", "path": str(text)}, "sampler": {"dim": 8},
+           "generator": {"hidden": 16, "embed": 8}, "discriminator": {"embed": 8, "filters": 4},
+           "loss": {"pretrain_steps": 1}, "train": {"steps": 2, "batch_size": 8, "checkpoint_every": 2}}
+    run = train(prepare("gumbel-text", cfg, out="runs/vocab"), progress=False).run_dir
+    text.write_text(text.read_text().replace("a", "z"))  # as many lines and tokens, each id another letter
+    with pytest.raises(DataError, match=r"its vocabulary changed \(4 then, 4 now; gone: 'a'; new: 'z'\)"):
+        prepare_resume(run, steps=4)
+
+
+def test_the_same_classes_in_another_order_are_another_dataset():
+    from gancore.errors import DataError
+    from gancore.state import check_same_data
+
+    was = {"kind": "image", "shape": [1, 8, 8], "classes": ["cat", "dog"]}
+    check_same_data(was, {**was, "dataset": "another name"}, "data", "")  # only the facts ids depend on count
+    with pytest.raises(DataError, match=r"data no longer matches .*: its shape is \[1, 16, 16\], \[1, 8, 8\] then; "
+                                         r"its classes are the same names in another order, so every id would "
+                                         r"change meaning\. Fix"):
+        check_same_data(was, {**was, "classes": ["dog", "cat"], "shape": [1, 16, 16]}, "data", "Fix")
+
+
 def test_loading_the_evaluator_leaves_the_global_rng_alone():
     from gancore.builtin.evaluator import load_evaluator
 

@@ -21,6 +21,18 @@ def build(cfg: Cfg, **ctx):
     return ("built", cfg, ctx)
 
 
+def test_a_description_from_a_docstring_is_its_first_paragraph_whole():
+    def recipe():
+        """DCGAN-style networks, E with a dense
+        layer of 1024 units.
+
+        Details a listing does not need."""
+
+    reg = Registry("things")
+    reg.register("r", recipe, plugin="p1")
+    assert reg.get("r").description == "DCGAN-style networks, E with a dense layer of 1024 units."
+
+
 def test_lists_sorted_names_and_builds_from_typed_config():
     reg = Registry("things")  # a kind whose builders' results are not checked
     reg.register("b", build, config=Cfg, plugin="p1")

@@ -84,8 +84,11 @@ class InceptionFID(Metric):
         from gancore.builtin.image_folder import has_held_out
 
         data = state.config["data"]
-        if data["name"] == "image-folder" and not has_held_out(data.get("dir") or ""):
-            return (f"FID/KID compare with held-out images, and the image folder {data.get('dir')!r} has none; put "
+        if data["name"] == "image-folder" and not data.get("dir"):  # an export does not know where its images are
+            return ("FID/KID compare with held-out images, and an exported model does not say where its image folder "
+                    "is; give --data-dir the folder (with train/ and test/) its run trained on")
+        if data["name"] == "image-folder" and not has_held_out(data["dir"]):
+            return (f"FID/KID compare with held-out images, and the image folder {data['dir']!r} has none; put "
                     f"some in its test/ folder beside train/")
         return unavailable()
 

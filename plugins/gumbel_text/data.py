@@ -164,7 +164,8 @@ def text_dataset(cfg: TextConfig, *, root: str = "", train: bool = True) -> Tens
         line = raw[:e.start].count(b"\n") + 1
         raise DataError(f"{str(path)!r} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); re-encode it, "
                         f"e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8") from None
-    lines = [line.strip() for line in text.splitlines()]
+    # one sequence per line, at \n (\r\n, \r): splitlines() would also cut at a form feed or U+2028 in a line
+    lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     lines = [" ".join(line.split()) for line in lines if line]
     if cfg.level == "word" and (hit := next((i for i, s in enumerate(lines) if EOS in s.split()), None)) is not None:
         raise DataError(f"{str(path)!r} uses the word {EOS} (non-empty line {hit + 1}), the end token gancore adds to "

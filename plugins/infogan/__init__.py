@@ -91,6 +91,11 @@ def gan_train_pictures(state: Any, folder: Path) -> list[Path] | None:
             for i in range(max(n_cont, 1))]
 
 
+NOTES = {"categorical_logits": "categorical_logits: batch x codes x classes (argmax over the last axis gives each "
+                                "code)",
+         "continuous_mean": "continuous_mean: batch x continuous codes"}
+
+
 @hookimpl
 def gan_export_extra(state: Any) -> dict[str, ExportModel] | None:
     """Q as its own model, so users can cluster images with onnxruntime alone."""
@@ -105,5 +110,4 @@ def gan_export_extra(state: Any) -> dict[str, ExportModel] | None:
         module=nets.QModel(d), inputs=[LatentSpec("images", tuple(data["shape"]), "uniform", low=lo, high=hi)],
         outputs=outputs, kind="q_head",
         metadata={"categories": list(d.categories), "continuous": d.n_continuous,
-                  "note": "categorical_logits: batch x codes x classes (argmax over the last axis gives each code); "
-                          "continuous_mean: batch x continuous codes"})}
+                  "note": "; ".join(NOTES[o] for o in outputs)})}

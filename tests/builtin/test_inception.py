@@ -75,6 +75,9 @@ def test_an_image_folder_without_held_out_images_is_named_before_training_scores
     paint_classes(tmp_path, "train")
     state = SimpleNamespace(config={"data": {"name": "image-folder", "dir": str(tmp_path)}})
     assert "has none; put some in its test/ folder" in inception.InceptionFID().unavailable(state)
+    exported = SimpleNamespace(config={"data": {"name": "image-folder", "dir": ""}})  # an export's stand-in
+    assert "an exported model does not say where its image folder is; give --data-dir the folder" in \
+        inception.InceptionFID().unavailable(exported)
 
 
 def test_an_exported_model_is_scored_against_real_images_of_its_own_size_and_channels(tmp_path, monkeypatch):

@@ -116,6 +116,15 @@ def test_text_file_at_either_level(tmp_path, level):
     assert ("cat" in d.vocab) == (level == "word") and d.info["level"] == level
 
 
+def test_a_text_file_is_cut_only_at_line_ends(tmp_path):
+    f = tmp_path / "corpus.txt"
+    f.write_bytes("ab\x0ccd\r\nx\u2028y\rlast\n".encode())  # a form feed and U+2028 inside lines; CRLF, CR
+    d = data.text_dataset(data.TextConfig(path=str(f), held_out=0.2), train=True)
+    got = decode_tokens(d.x.numpy(), d.vocab, "char")
+    assert got and set(got) <= {"ab cd", "x y", "last"}  # each line whole (the held-out one aside)
+    assert d.info["max_len"] == 5  # "ab cd": the form feed is whitespace inside the line, not a line end
+
+
 def test_text_file_errors(tmp_path):
     with pytest.raises(DataError, match="text:PATH"):
         data.text_dataset(data.TextConfig())

@@ -323,6 +323,16 @@ def test_fp16_export_of_the_code_inputs_keeps_parity(export):
         model.run({**feeds, "categorical": np.array([[10], [0], [0]], np.int64)})
 
 
+@pytest.mark.parametrize("sampler, outputs", [({"continuous": 0}, ["categorical_logits"]),
+                                              ({"categorical": []}, ["continuous_mean"])])
+def test_the_q_heads_note_names_only_the_outputs_it_has(sampler, outputs):
+    from gancore_plugins.infogan import gan_export_extra
+
+    state = prepare("infogan", TINY, {"sampler": sampler}, out="runs/q")
+    q = gan_export_extra(state)["q_head"]
+    assert q.outputs == outputs and q.metadata["note"].split(":")[0] == outputs[0] and ";" not in q.metadata["note"]
+
+
 def test_q_head_is_exported_with_parity(export, run):
     from gancore.runs import open_run
 
