@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -11,8 +12,9 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -427,7 +429,25 @@ def _add_plugin_commands() -> None:
             typer.echo(f"gancore: warning: plugin {entry.plugin!r} registers a command {entry.name!r}, which is "
                        f"gan's own; it is not added", err=True)
             continue
-        app.command(name=entry.name, help=entry.description)(entry.builder)
+        app.command(name=entry.name, help=entry.description)(_blamed_command(entry.builder, entry.name, entry.plugin))
+
+
+def _blamed_command(command: Callable[..., Any], name: str, plugin: str) -> Callable[..., Any]:
+    """A plugin's command whose errors (its bugs) are one line naming it, as a plugin's hooks' are."""
+    from gancore.errors import blamed, passes_through
+
+    @functools.wraps(command)  # typer reads the options from the signature
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise  # typer.Exit(n), typer.Abort(), typer.BadParameter: the command's own way out
+        except Exception as e:
+            if passes_through(e):
+                raise
+            raise blamed(f"command {name!r} of plugin {plugin!r} failed", e) from e
+
+    return run
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,6 +81,20 @@ def where(e: BaseException) -> str:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return f" ({Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb is not None else ""
+
+
+def innermost(e: BaseException, objects: Mapping[str, object]) -> str | None:
+    """The key of the object in ``objects`` whose method, or a function of whose module, is innermost on the way
+    to ``e``: which component a training error came from (its ``self`` in the frame, or its class's module)."""
+    tb, found = e.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        me, module = frame.f_locals.get("self"), frame.f_globals.get("__name__")
+        for key, obj in objects.items():
+            if me is obj or module == type(obj).__module__:
+                found = key
+        tb = tb.tb_next
+    return found
 
 
 def blamed(what: str, e: BaseException, hint: str = "") -> PluginError:

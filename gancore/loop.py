@@ -23,7 +23,16 @@ from gancore.averaging import averaged
 from gancore.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint, recover, save_checkpoint
 from gancore.components import Losses, Step
 from gancore.config import merge
-from gancore.errors import CheckpointError, ConfigError, GanError, PluginError, path_arg
+from gancore.errors import (
+    CheckpointError,
+    ConfigError,
+    GanError,
+    PluginError,
+    blamed,
+    innermost,
+    passes_through,
+    path_arg,
+)
 from gancore.evaluate import applicable, evaluate
 from gancore.fsutil import json_text, write_json_atomic, write_text_atomic
 from gancore.health import DivergenceError, LossWindow, Problem, nonfinite_weights
@@ -189,6 +198,11 @@ def _append(path: Path, line: dict[str, Any]) -> None:
 
 def _total(terms: Losses) -> Tensor:
     """The sum of the terms, in fp32 (under bf16 autocast some come out in bf16)."""
+    for name, t in terms.items():  # a plugin's loss or regularizer: shapes only, no host sync
+        if not isinstance(t, Tensor) or t.numel() != 1:
+            got = f"a tensor of shape {tuple(t.shape)}" if isinstance(t, Tensor) else f"{type(t).__name__} {t!r}"
+            raise GanError(f"loss term {name!r} is {got}, not a single number; a loss or regularizer returns its "
+                           f"terms as 0-d tensors (reduce a batch of them with .mean())")
     values = [t.float() for t in terms.values()]
     return torch.stack(values).sum() if len(values) > 1 else values[0]
 
@@ -204,12 +218,22 @@ def sample_grid(state: TrainState, path: Path) -> Path | None:
 
 
 def train(state: TrainState, *, progress: bool = True) -> TrainState:
-    """Train ``state`` from its current step to ``train.steps``."""
+    """Train ``state`` from its current step to ``train.steps``. An error raised inside a plugin's component
+    (its network, loss, regularizer or sampler) becomes a PluginError naming it and where it was raised."""
     if not isinstance(state, TrainState):
         hint = (f"; to go on with the run folder {str(state)!r}, train(prepare_resume({str(state)!r}))"
                 if isinstance(state, str | os.PathLike) else "")
         raise GanError(f"train() takes the state that prepare() or prepare_resume() returns, got "
                        f"{type(state).__name__} {state!r}{hint}")
+    try:
+        return _train(state, progress)
+    except Exception as e:
+        if passes_through(e) or isinstance(e, Stopped) or (who := innermost(e, state.plugin_components())) is None:
+            raise
+        raise blamed(f"{who} failed at step {state.step + 1}", e) from e
+
+
+def _train(state: TrainState, progress: bool) -> TrainState:
     # ---------------------------------------------------------------- set-up
     cfg = state.config["train"]
     call = state.manager.call  # a plugin's hook that raises is named in the error

@@ -131,7 +131,11 @@ class Registry:
                 built = entry.builder(*args, **extra)
             except ValueError as e:  # a builder's own check of its inputs, e.g. an image size it cannot make
                 raise ConfigError(f"{where}: {e}") from None
-        if (expected := _expected(self.kind)) and not expected[0](built):
+        if (expected := _expected(self.kind)) and isinstance(built, type):  # its methods would lack their self
+            raise PluginError(f"{where} of plugin {entry.plugin!r}: its builder returned the class "
+                              f"{built.__name__}, not an instance of it ({built.__name__}(...)); expected "
+                              f"{expected[1]}")
+        if expected and not expected[0](built):
             raise PluginError(f"{where} of plugin {entry.plugin!r}: its builder returned an object of type "
                               f"{type(built).__name__}, expected {expected[1]}; see the hook's docstring in "
                               f"gancore/hookspecs.py")

@@ -15,7 +15,7 @@ from gancore import distributed
 from gancore.averaging import WeightAverage, check_averageable
 from gancore.components import Batch, DOut, LatentSpec, Loss, Nets, Regularizer, Sampler, TensorData
 from gancore.distributed import SINGLE, World
-from gancore.errors import ConfigError, DataError, GanError
+from gancore.errors import ConfigError, DataError, GanError, PluginError, innermost, where
 from gancore.plugins import PluginManager
 from gancore.resolve import split_name
 
@@ -80,6 +80,22 @@ class TrainState:
 
     def components(self) -> list[Any]:
         return [self.sampler, self.loss, *self.regularizers.values(), *self.nets.named().values()]
+
+    def plugin_components(self) -> dict[str, Any]:
+        """The components plugins other than the core built, each under words naming it and its plugin
+        (``loss 'mine' of plugin 'gan-foo'``): whom an error raised inside one of them is put down to."""
+        regs, cfg = self.manager.registries, self.config
+        parts = [("generator", "generators", cfg["generator"], self.nets.generator),
+                 ("discriminator", "discriminators", cfg["discriminator"], self.nets.discriminator),
+                 ("loss", "losses", cfg["loss"], self.loss), ("sampler", "samplers", cfg["sampler"], self.sampler),
+                 *((f"networks.{r}", "networks", cfg["networks"][r], m) for r, m in self.nets.extra.items()),
+                 *(("regularizer", "regularizers", cfg["regularizers"][n], r) for n, r in self.regularizers.items())]
+        owned = {}
+        for role, kind, params, obj in parts:
+            name = split_name(params)[0]
+            if (plugin := regs[kind].get(name).plugin) != "gancore":
+                owned[f"{role} {name!r} of plugin {plugin!r}"] = obj
+        return owned
 
     # -- data ------------------------------------------------------------------------------------
     def next_batch(self, n: int) -> Batch:
@@ -208,8 +224,10 @@ def dry_run(cfg: dict[str, Any], nets: Nets, sampler: Sampler, data_info: dict[s
                 _read_real(cfg, d, real.to(device), latent, data_info)
     except GanError:
         raise
-    except Exception as e:  # a shape mismatch inside the networks themselves
-        raise GanError(f"the networks do not fit together or the data ({type(e).__name__}: "
+    except Exception as e:  # a shape mismatch inside the networks themselves, or a bug in one
+        who = innermost(e, {gen: g, disc: d})
+        raised = f"{who} raised{where(e)} " if who else ""
+        raise GanError(f"the networks do not fit together or the data ({raised}{type(e).__name__}: "
                        f"{str(e).splitlines()[0][:300]}); check the generator, discriminator and data.image_size"
                        ) from None
     finally:
@@ -267,6 +285,12 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     t = cfg["train"]
     if t["ema"]:
         check_averageable(nets, t["ema_nets"], data_info)
+    for group in ("generator", "discriminator"):  # else torch's "optimizer got an empty parameter list"
+        if not any(p.requires_grad for p in nets.parameters_of(group)):
+            name = cfg[group]["name"]
+            raise PluginError(f"{group} {name!r} of plugin {regs[group + 's'].get(name).plugin!r} has no weights to "
+                              f"train (no nn.Parameter that requires grad); make its layers attributes of the "
+                              f"module, e.g. self.net = nn.Sequential(...)")
     # fused: one kernel for the whole update instead of several per tensor (CPU and CUDA alike).
     opt_g = torch.optim.Adam(nets.parameters_of("generator"), lr=t["lr_g"], betas=(t["beta1"], t["beta2"]),
                              fused=True)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import make_dist
-from tests.fake_plugins import COMMAND, HIJACKS_UNINSTALL
+from tests.fake_plugins import COMMAND, COMMAND_BUG, HIJACKS_UNINSTALL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,6 +106,17 @@ def test_a_plugin_can_add_a_gan_subcommand(tmp_path):
                          text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "hello gan from a plugin"
+
+
+def test_a_plugin_commands_bug_is_one_line_naming_it_and_its_own_exit_code_stands(tmp_path):
+    make_dist(tmp_path, "fake-boom", {"boom": "fake_boom"}, {"fake_boom": COMMAND_BUG})
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-m", "gancore_cli", "boom"], capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("error: command 'boom' of plugin 'boom' failed (fake_boom.py:9): KeyError: 'oops'")
+    res = subprocess.run([sys.executable, "-m", "gancore_cli", "boom", "--code", "3"], capture_output=True, text=True,
+                         env=env)
+    assert res.returncode == 3 and res.stderr == ""
 
 
 def test_a_plugin_command_cannot_take_over_one_of_gans_own(tmp_path):

@@ -291,3 +291,114 @@ def test_an_entry_point_under_a_taken_name_is_not_even_imported(fake_site, capsy
     mgr = build_manager()  # its import error must not be recorded as the core's
     assert mgr.info["gancore"].error is None and "nonsaturating" in mgr.registries.losses
     assert "fake-core provides a plugin named 'gancore'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- bugs in training
+
+
+class BuggyLoss:
+    """A third party's loss: one bug per mode."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def discriminator_loss(self, step):
+
+        if self.mode == "raises":
+            return {"d_mine": undefined_name}  # noqa: F821
+        x = step.d_real().logits
+        return {"d_mine": x.mean() if self.mode == "float" else x}  # "batch": forgot .mean()
+
+    def generator_loss(self, step):
+        return {"g_mine": 0.5 if self.mode == "float" else step.d_fake().logits.mean()}
+
+
+def buggy_run(mode: str, builder=None):
+    from gancore.loop import prepare
+    from gancore.plugins import hookimpl
+    from tests.conftest import tiny
+
+    class Plugin:
+        @hookimpl
+        def gan_register_losses(self, register):
+            register("buggy", builder or (lambda: BuggyLoss(mode)))
+
+    mgr = build_manager(extra=[("thirdparty", Plugin())])
+    return prepare("dcgan", tiny(loss={"name": "buggy"}), out=f"runs/{mode}", mgr=mgr)
+
+
+def test_a_plugin_losss_bug_in_training_is_one_line_naming_it_and_where():
+    from gancore.errors import PluginError
+    from gancore.loop import train
+
+    with pytest.raises(PluginError, match=r"^loss 'buggy' of plugin 'thirdparty' failed at step 1 \(test_plugins\.py:"
+                                          r"\d+\): NameError: name 'undefined_name' is not defined; "):
+        train(buggy_run("raises"), progress=False)
+
+
+@pytest.mark.parametrize("mode, got", [("batch", r"a tensor of shape \(8,\)"), ("float", "float 0.5")])
+def test_a_loss_term_that_is_not_one_number_is_named(mode, got):
+    from gancore.errors import GanError
+    from gancore.loop import train
+
+    with pytest.raises(GanError, match=rf"loss term '[dg]_mine' is {got}, not a single number; a loss or regularizer "
+                                       rf"returns its terms as 0-d tensors \(reduce a batch of them with \.mean\(\)\)"):
+        train(buggy_run(mode), progress=False)
+
+
+def test_a_builder_that_returns_its_class_not_an_instance_is_named():
+    from gancore.errors import PluginError
+
+    with pytest.raises(PluginError, match=r"loss 'buggy' of plugin 'thirdparty': its builder returned the class "
+                                          r"BuggyLoss, not an instance of it \(BuggyLoss\(\.\.\.\)\)"):
+        buggy_run("class", builder=lambda: BuggyLoss)
+
+
+def test_a_bug_in_a_plugins_network_is_named_in_the_dry_run():
+    from torch import nn
+
+    from gancore.errors import GanError
+    from gancore.loop import prepare
+    from gancore.plugins import hookimpl
+    from tests.conftest import tiny
+
+    class Broken(nn.Module):
+        def __init__(self, weights: bool = True) -> None:
+            super().__init__()
+            self.lin = nn.Linear(1, 1) if weights else None
+
+        def forward(self, noise):
+            return undefined_net  # noqa: F821
+
+    class Plugin:
+        @hookimpl
+        def gan_register_generators(self, register):
+            register("broken", lambda **ctx: Broken())
+
+    mgr = build_manager(extra=[("nets", Plugin())])
+    with pytest.raises(GanError, match=r"the networks do not fit together or the data \(generator 'broken' of plugin "
+                                       r"'nets' raised \(test_plugins\.py:\d+\) NameError: name 'undefined_net'"):
+        prepare("dcgan", tiny(generator={"name": "broken"}), out="runs/broken", mgr=mgr)
+
+
+def test_a_plugins_network_without_weights_is_named():
+    from torch import nn
+
+    from gancore.errors import PluginError
+    from gancore.loop import prepare
+    from gancore.plugins import hookimpl
+    from tests.conftest import tiny
+
+    class Empty(nn.Module):
+        def forward(self, noise):
+            return noise
+
+    class Plugin:
+        @hookimpl
+        def gan_register_generators(self, register):
+            register("empty", lambda **ctx: Empty())
+
+    mgr = build_manager(extra=[("nets", Plugin())])
+    with pytest.raises(PluginError, match=r"generator 'empty' of plugin 'nets' has no weights to train \(no "
+                                          r"nn.Parameter that requires grad\); make its layers attributes"):
+        prepare("dcgan", tiny(generator={"name": "empty"}), out="runs/empty", mgr=mgr)

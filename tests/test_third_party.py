@@ -58,3 +58,8 @@ def test_least_squares_loss_on_known_logits(site, monkeypatch):
     real, fake = torch.tensor([1.0, 3.0]), torch.tensor([0.0, 2.0])
     assert loss.d_loss(real, fake).item() == pytest.approx(0.5 * 2.0 + 0.5 * 2.0)
     assert loss.g_loss(fake).item() == pytest.approx(0.5 * 1.0)
+
+
+def test_the_readme_shows_the_examples_pyproject_as_it_is():
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    assert f"```toml\n{(EXAMPLE / 'pyproject.toml').read_text()}```\n" in readme  # a snippet pip can install

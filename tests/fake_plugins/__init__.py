@@ -57,6 +57,21 @@ def gan_register_commands(register):
     register("hello", hello)
 """
 
+COMMAND_BUG = """
+import typer
+from gancore import hookimpl
+
+def boom(code: int = 0):
+    '''A plugin command with a bug in it, and one that exits on purpose.'''
+    if code:
+        raise typer.Exit(code)
+    return {}["oops"]
+
+@hookimpl
+def gan_register_commands(register):
+    register("boom", boom)
+"""
+
 WRONG_SHAPE = """
 from dataclasses import dataclass
 import torch
