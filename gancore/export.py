@@ -30,7 +30,7 @@ from gancore import __version__
 from gancore.averaging import averaged_nets
 from gancore.components import ExportModel, LatentSpec, draw
 from gancore.deploy import MAX_BATCH
-from gancore.errors import ExportError, path_arg
+from gancore.errors import ExportError, path_arg, where
 from gancore.fsutil import json_text, swap_into_place
 from gancore.images import drawn_by_gancore
 from gancore.runs import open_run
@@ -162,10 +162,16 @@ def export_onnx(model: ExportModel, path: Path, metadata: dict[str, Any], *, fp1
                                         dynamic_shapes=_batch_dims(module, len(names), batch),
                                         external_data=False, verbose=False)
         except Exception as e:
-            raise ExportError(f"torch.onnx.export failed for the {model.kind}: {type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:300]}") from None
+            root = e
+            while root.__cause__ is not None:  # torch's "step 1/3 ... Next steps" wraps the module's own error
+                root = root.__cause__
+            raise ExportError(f"torch.onnx.export failed for the {model.kind}{where(root)}: {type(root).__name__}: "
+                              f"{(str(root).strip().splitlines() or [''])[0][:300]}") from None
     assert program is not None
     proto = program.model_proto
+    if len(proto.graph.output) != len(model.outputs):  # else the card would name outputs the file lacks
+        raise ExportError(f"the {model.kind}'s module returns {len(proto.graph.output)} output(s), but its "
+                          f"ExportModel names {len(model.outputs)}: {', '.join(model.outputs)}; nothing was exported")
     precision = {"precision": "float16" if fp16 else "float32"}
     for key, value in model_metadata(model, metadata, precision["precision"]).items():
         entry = proto.metadata_props.add()
@@ -374,6 +380,19 @@ def _remove_empty(folders: list[Path]) -> None:
 STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a model's file stem: no dot, which would meet .fp16.onnx
 
 
+def _bad_fields(m: ExportModel) -> str | None:
+    """What is wrong with a plugin's ExportModel's fields, or None."""
+    if not isinstance(m.module, nn.Module):
+        return f"a module of type {type(m.module).__name__}, not a torch.nn.Module"
+    if not isinstance(m.inputs, list | tuple) or not m.inputs or not all(isinstance(i, LatentSpec) for i in m.inputs):
+        return f"inputs {m.inputs!r:.80}, not a list of gancore.components.LatentSpec"
+    if not isinstance(m.outputs, list | tuple) or not m.outputs or not all(isinstance(o, str) for o in m.outputs):
+        return f"outputs {m.outputs!r:.80}, not a list of output names"
+    if not isinstance(m.kind, str) or not isinstance(m.metadata, dict):
+        return "a kind that is not a str or metadata that is not a dict"
+    return None
+
+
 def check_extra(plugin: str, extra: Any, given: dict[str, tuple[str, str]]) -> dict[str, ExportModel]:
     """Plugin ``plugin``'s ``gan_export_extra`` answer, checked before anything is written (a bad one would fail
     deep in the export). ``given``: each stem named so far, by plugin; one may replace the core's ``generator``
@@ -382,6 +401,9 @@ def check_extra(plugin: str, extra: Any, given: dict[str, tuple[str, str]]) -> d
                                                  for k, v in extra.items()):
         raise ExportError(f"plugin {plugin!r}: gan_export_extra returned {type(extra).__name__} {extra!r:.80}, "
                           f"expected None or {{file stem: gancore.components.ExportModel}}; nothing was exported")
+    for stem, m in extra.items():
+        if why := _bad_fields(m):
+            raise ExportError(f"plugin {plugin!r}: gan_export_extra's model {stem!r} has {why}; nothing was exported")
     core = {"generator": ("the core", "generator"), "card": ("the core", "card")}
     for stem in extra:
         key = stem.casefold()  # Card.json is card.json on a case-insensitive disk

@@ -55,7 +55,12 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
         known = ", ".join(recipes.list()) or f"none{hint}"
         raise UnknownNameError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: "
                                f"{known}")
-    cfg = merge(default_config(), recipe_of(recipes.get(plugin)))
+    entry = recipes.get(plugin)
+    cfg = merge(default_config(), recipe_of(entry))
+    try:  # the recipe alone, before any layer of the user's: a key or value of its own is the plugin's to fix
+        validate(mgr, {**cfg, "plugin": plugin})
+    except ConfigError as e:
+        raise PluginError(f"recipe {entry.name!r} of plugin {entry.plugin!r}: {e}") from None
     for layer in layers:
         check_keys(layer)
         if layer.get("plugin", plugin) != plugin:  # else it would be dropped without a word

@@ -87,7 +87,44 @@ def write_run_files(state: TrainState) -> None:
         "data": state.data_info,
         "latent": [s.to_json() for s in state.latent_specs],
         "plugins": {n: i.version for n, i in state.manager.info.items()},
+        "components": component_owners(state.manager, state.config),
     })
+
+
+def component_owners(mgr: PluginManager, cfg: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Which plugin built each of a run's components (``{"generator": {"name": "dcgan", "plugin": "dcgan"}}``),
+    so that a run reopened where another plugin registers the same name is not silently built from it."""
+    regs = mgr.registries
+    parts = [(role, SECTION_KINDS[role], cfg[role]) for role in SECTION_KINDS]
+    parts += [(f"networks.{r}", "networks", p) for r, p in cfg["networks"].items()]
+    parts += [(f"regularizers.{n}", "regularizers", p) for n, p in cfg["regularizers"].items()]
+    owners = {}
+    for role, kind, params in parts:
+        name = params["name"]
+        if name in regs[kind]:
+            owners[role] = {"name": name, "plugin": regs[kind].get(name).plugin}
+    return owners
+
+
+SECTION_KINDS = {"generator": "generators", "discriminator": "discriminators", "loss": "losses",
+                 "sampler": "samplers", "data": "datasets"}
+
+
+def _check_owners(path: Path, mgr: PluginManager, cfg: dict[str, Any]) -> None:
+    """Refuse to rebuild a run from a component another plugin now provides under the name it was trained with."""
+    try:
+        recorded = json.loads((path / "run.json").read_text()).get("components") or {}
+    except (OSError, ValueError, AttributeError):
+        return  # data_description has checked the file; a run written before gancore recorded owners
+    now = component_owners(mgr, cfg)
+    for role, was in recorded.items():
+        if isinstance(was, dict) and role in now and now[role]["name"] == was.get("name") \
+                and now[role]["plugin"] != was.get("plugin"):
+            raise CheckpointError(
+                f"run {path} was trained with {role} {was['name']!r} of plugin {was.get('plugin')!r}, and here "
+                f"plugin {now[role]['plugin']!r} provides a {role.split('.')[0]} of that name; install "
+                f"{was.get('plugin')!r} again (run.json lists the versions it used), or set GANCORE_PLUGINS to load "
+                f"it and leave the other out")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -143,6 +180,7 @@ def load_run_config(path: Path, mgr: PluginManager, *, device: str | None = None
     except (ConfigError, UnknownNameError, KeyError, TypeError) as e:
         raise CheckpointError(f"run config {path / 'config.json'} is not usable: {e}{_missing_plugins(path, mgr)}") \
             from None
+    _check_owners(path, mgr, saved)
     if device:
         saved["device"] = device  # checked where the run is built, as for a new run
     over = {k: v for k, v in (("steps", steps), ("on_nan", on_nan)) if v is not None}

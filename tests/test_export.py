@@ -394,10 +394,11 @@ def test_categorical_inputs_out_of_range_are_refused(exported):
 def test_extra_models_are_checked_before_anything_is_written():
     from torch import nn
 
-    from gancore.components import ExportModel
+    from gancore.components import ExportModel, LatentSpec
     from gancore.export import check_extra
 
-    model = ExportModel(module=nn.Identity(), inputs=[], outputs=["y"], kind="encoder")
+    images = [LatentSpec("images", (1, 4, 4), "uniform", low=-1.0, high=1.0)]
+    model = ExportModel(module=nn.Identity(), inputs=images, outputs=["y"], kind="encoder")
     given: dict[str, tuple[str, str]] = {}
     assert check_extra("bigan", {"encoder": model}, given) == {"encoder": model}
     assert given == {"encoder": ("plugin 'bigan'", "encoder")}
@@ -409,6 +410,29 @@ def test_extra_models_are_checked_before_anything_is_written():
                        ({"Generator": model}, r"model 'Generator', which plugin 'text' exports too as 'generator'"),
                        ({"../x": model}, r"model '../x', which is not a plain file stem"),
                        ({"generator.fp16": model}, r"model 'generator.fp16', which is not a plain .*a dot would meet"),
-                       ({"q": "not a model"}, r"returned dict .*expected None or \{file stem")):
-        with pytest.raises(ExportError, match=rf"^plugin 'other': gan_export_extra (names a )?{why}"):
+                       ({"q": "not a model"}, r"returned dict .*expected None or \{file stem"),
+                       ({"f": ExportModel(module=lambda x: x, inputs=images, outputs=["y"], kind="f")},  # type: ignore
+                        r"'s model 'f' has a module of type function, not a torch.nn.Module"),
+                       ({"f": ExportModel(module=nn.Identity(), inputs=["x"], outputs=["y"], kind="f")},  # type: ignore
+                        r"'s model 'f' has inputs \['x'\], not a list of gancore.components.LatentSpec"),
+                       ({"f": ExportModel(module=nn.Identity(), inputs=images, outputs="y", kind="f")},  # type: ignore
+                        r"'s model 'f' has outputs 'y', not a list of output names")):
+        with pytest.raises(ExportError, match=rf"^plugin 'other': gan_export_extra(( names a )| )?{why}"):
             check_extra("other", extra, given)
+
+
+def test_an_extra_model_naming_more_outputs_than_its_module_returns_is_refused(tmp_path):
+    from torch import nn
+
+    from gancore.components import ExportModel, LatentSpec
+    from gancore.export import export_onnx
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    images = [LatentSpec("images", (1, 4, 4), "uniform", low=-1.0, high=1.0)]
+    with pytest.raises(ExportError, match=r"the head's module returns 1 output\(s\), but its ExportModel names 2: "
+                                          r"y, z; nothing was exported"):
+        export_onnx(ExportModel(module=Broken(), inputs=images, outputs=["y", "z"], kind="head"),
+                    tmp_path / "h.onnx", {})

@@ -402,3 +402,41 @@ def test_a_plugins_network_without_weights_is_named():
     with pytest.raises(PluginError, match=r"generator 'empty' of plugin 'nets' has no weights to train \(no "
                                           r"nn.Parameter that requires grad\); make its layers attributes"):
         prepare("dcgan", tiny(generator={"name": "empty"}), out="runs/empty", mgr=mgr)
+
+
+def test_a_run_is_not_rebuilt_from_another_plugins_component_of_the_same_name():
+    import torch
+    from torch import nn
+
+    from gancore.errors import CheckpointError
+    from gancore.loop import prepare, prepare_resume, train
+    from gancore.plugins import hookimpl
+    from gancore.runs import open_run
+    from tests.conftest import tiny
+
+    def provider(scale: float):
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lin = nn.Linear(100, 28 * 28)
+
+            def forward(self, noise):
+                return torch.tanh(self.lin(noise) * scale).view(-1, 1, 28, 28)
+
+        class Plugin:
+            @hookimpl
+            def gan_register_generators(self, register):
+                register("tiny", lambda **ctx: Net())
+
+        return Plugin()
+
+    cfg = tiny(generator={"name": "tiny"}, train={"steps": 2, "checkpoint_every": 2})
+    run = train(prepare("dcgan", cfg, out="runs/owned", mgr=build_manager(extra=[("hunt", provider(1.0))])),
+                progress=False).run_dir
+    impostor = build_manager(extra=[("impostor", provider(5.0))])  # the same name, other code, the same weights
+    for reopen in (lambda: open_run(run, mgr=impostor), lambda: prepare_resume(run, steps=4, mgr=impostor)):
+        with pytest.raises(CheckpointError, match=r"was trained with generator 'tiny' of plugin 'hunt', and here "
+                                                  r"plugin 'impostor' provides a generator of that name; install "
+                                                  r"'hunt' again"):
+            reopen()
+    assert open_run(run, mgr=build_manager(extra=[("hunt", provider(1.0))])).step == 2

@@ -391,6 +391,8 @@ def test_a_broken_third_party_hook_is_named_and_leaves_no_run_behind(fake_site, 
                    r"^error: recipe 'listed' of plugin 'logger' returned a list, expected a config dict")
     one_line_error(gan("train", "--plugin", "misspelt", *tiny),
                    r"^error: recipe 'misspelt' of plugin 'logger': unknown config key 'genrator'.*'generator'")
+    one_line_error(gan("train", "--plugin", "deep", *tiny),  # a key inside a section: the recipe's, not the user's
+                   r"^error: recipe 'deep' of plugin 'logger': unknown key 'step' for train\. Did you mean 'steps'\?")
     monkeypatch.setenv("GANCORE_TRACEBACK", "1")  # a plugin author's view: the traceback, then the same line
     res = gan("train", "--plugin", "gan2d", *tiny, "--out", "runs/r")
     assert res.exit_code == 2 and "Traceback (most recent call last)" in res.stderr and "fake_logger.py" in res.stderr

@@ -182,4 +182,5 @@ def gan_export_extra(state):
 def gan_register_recipes(register):
     register("listed", lambda: ["not", "a", "dict"])
     register("misspelt", lambda: {"genrator": {"width": 8}})
+    register("deep", lambda: {"train": {"step": 20}})
 """
