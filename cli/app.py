@@ -440,10 +440,9 @@ def _blamed_command(command: Callable[..., Any], name: str, plugin: str) -> Call
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
-            raise  # typer.Exit(n), typer.Abort(), typer.BadParameter: the command's own way out
         except Exception as e:
-            if passes_through(e):
+            # typer.Exit(n), typer.Abort(), typer.BadParameter (click's, in older typer): the command's own way out
+            if passes_through(e) or type(e).__module__.split(".")[0] in ("typer", "click"):
                 raise
             raise blamed(f"command {name!r} of plugin {plugin!r} failed", e) from e
 

@@ -84,15 +84,28 @@ def where(e: BaseException) -> str:
 
 
 def innermost(e: BaseException, objects: Mapping[str, object]) -> str | None:
-    """The key of the object in ``objects`` whose method, or a function of whose module, is innermost on the way
-    to ``e``: which component a training error came from (its ``self`` in the frame, or its class's module)."""
+    """The key of the object in ``objects`` innermost on the way to ``e``: which component a training error came
+    from. A frame belongs to an object whose ``self`` it has (the object, or for a network one of its layers);
+    failing that, to the one object whose class's module the frame's code is in (a helper function beside it),
+    where that module holds no other object's class and is not torch's or gancore's."""
+    members: dict[int, str] = {}
+    by_module: dict[str, list[str]] = {}
+    for key, obj in objects.items():
+        layers = obj.modules() if callable(getattr(obj, "modules", None)) else ()  # type: ignore[attr-defined]
+        for m in (obj, *layers):
+            members.setdefault(id(m), key)
+        by_module.setdefault(type(obj).__module__, []).append(key)
+    own = {mod: keys[0] for mod, keys in by_module.items()
+           if len(keys) == 1 and mod.split(".")[0] not in ("torch", "gancore", "builtins")}
     tb, found = e.__traceback__, None
     while tb is not None:
         frame = tb.tb_frame
-        me, module = frame.f_locals.get("self"), frame.f_globals.get("__name__")
-        for key, obj in objects.items():
-            if me is obj or module == type(obj).__module__:
-                found = key
+        me = frame.f_locals.get("self")
+        key = members.get(id(me)) if me is not None else None
+        if key is None:
+            key = own.get(frame.f_globals.get("__name__", ""))
+        if key is not None:
+            found = key
         tb = tb.tb_next
     return found
 

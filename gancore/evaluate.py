@@ -167,7 +167,10 @@ def _check_held_out(state: TrainState, run: Path) -> None:
         test = load_data(state.manager, state.config, train=False)
     except GanError:  # none held out, or not readable here: each metric that needs it says so
         return
-    check_same_data(state.data_info, test.describe(), f"the held-out data ({data_place(state.config)})",
+    now = test.describe()
+    if now.get("classes") is None:  # an unlabelled held-out split: images to compare with, no labels to mismatch
+        now["classes"] = state.data_info.get("classes")
+    check_same_data(state.data_info, now, f"the held-out data ({data_place(state.config)})",
                     f"Give --data-dir the data {run} was trained on")
 
 

@@ -80,7 +80,7 @@ class Registry:
         if config is not None and not dataclasses.is_dataclass(config):
             raise PluginError(f"plugin {plugin!r}: config for {self.one} {name!r} must be a dataclass")
         if not description and builder.__doc__:
-            description = " ".join(builder.__doc__.strip().split("\n\n")[0].split())  # the first paragraph
+            description = " ".join(re.split(r"\n\s*\n", builder.__doc__.strip())[0].split())  # its first paragraph
         self._entries[name] = Entry(name, builder, config, plugin, description)
 
     def drop_plugin(self, plugin: str) -> None:

@@ -56,11 +56,7 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
         raise UnknownNameError(f"unknown plugin {plugin!r}.{suggest(plugin, recipes.list())} Known plugins: "
                                f"{known}")
     entry = recipes.get(plugin)
-    cfg = merge(default_config(), recipe_of(entry))
-    try:  # the recipe alone, before any layer of the user's: a key or value of its own is the plugin's to fix
-        validate(mgr, {**cfg, "plugin": plugin})
-    except ConfigError as e:
-        raise PluginError(f"recipe {entry.name!r} of plugin {entry.plugin!r}: {e}") from None
+    cfg = recipe_cfg = merge(default_config(), recipe_of(entry))
     for layer in layers:
         check_keys(layer)
         if layer.get("plugin", plugin) != plugin:  # else it would be dropped without a word
@@ -76,7 +72,15 @@ def resolve_config(mgr: PluginManager, plugin: str, *layers: dict[str, Any]) -> 
             if note := switch_note(section, old, layer[section], keys):
                 print(f"gancore: note: {note}", file=sys.stderr)
     cfg["plugin"] = plugin
-    out = validate(mgr, cfg)
+    try:
+        out = validate(mgr, cfg)
+    except ConfigError as e:
+        try:  # the recipe alone (a recipe may leave a required option to the user's layers)
+            validate(mgr, {**recipe_cfg, "plugin": plugin})
+        except ConfigError as alone:
+            if str(alone) == str(e):  # its own key or value, not one of the user's: the plugin's to fix
+                raise PluginError(f"recipe {entry.name!r} of plugin {entry.plugin!r}: {e}") from None
+        raise
     check_seed(out["seed"])  # new runs only: a saved run with an older, wider seed still opens
     check_new_run(out)
     # file paths are saved absolute, so the run resumes and reopens from any folder: data.dir, and a dataset's own

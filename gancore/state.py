@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from gancore.averaging import WeightAverage, check_averageable
 from gancore.components import Batch, DOut, LatentSpec, Loss, Nets, Regularizer, Sampler, TensorData
 from gancore.distributed import SINGLE, World
 from gancore.errors import ConfigError, DataError, GanError, PluginError, innermost, where
+from gancore.fsutil import json_text
 from gancore.plugins import PluginManager
 from gancore.resolve import split_name
 
@@ -167,6 +169,7 @@ def data_place(cfg: Mapping[str, Any]) -> str:
 def check_same_data(recorded: Mapping[str, Any], now: Mapping[str, Any], what: str, fix: str) -> None:
     """Refuse data that no longer matches what a run was built for (``recorded``, its run.json): another class
     order or vocabulary would silently give every label or token id another meaning."""
+    now = json.loads(json_text(dict(now)))  # as run.json holds it: tuples as lists
     diffs = [_difference(k, recorded.get(k), now.get(k)) for k in SAME_DATA if k in recorded and
              recorded.get(k) != now.get(k)]
     if diffs:

@@ -440,3 +440,80 @@ def test_a_run_is_not_rebuilt_from_another_plugins_component_of_the_same_name():
                                                   r"'hunt' again"):
             reopen()
     assert open_run(run, mgr=build_manager(extra=[("hunt", provider(1.0))])).step == 2
+
+
+def test_the_component_blamed_is_the_one_that_raised_when_a_module_holds_several():
+    from torch import nn
+
+    from gancore.components import DOut
+    from gancore.errors import PluginError
+    from gancore.loop import prepare, train
+    from gancore.plugins import hookimpl
+    from tests.conftest import tiny
+
+    class G(nn.Module):  # G and D in one module, as most plugins have them
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(100, 28 * 28)
+
+        def forward(self, noise):
+            if self.training:  # past the dry run, which runs in eval mode
+                return self.lin(noise[:, :99])  # a shape bug inside one of G's layers
+            return self.lin(noise).view(-1, 1, 28, 28)
+
+    class D(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(28 * 28, 1)
+
+        def forward(self, x):
+            return DOut(self.lin(x.flatten(1)).squeeze(1))
+
+    class Plugin:
+        @hookimpl
+        def gan_register_generators(self, register):
+            register("g1", lambda **ctx: G())
+
+        @hookimpl
+        def gan_register_discriminators(self, register):
+            register("d1", lambda **ctx: D())
+
+    mgr = build_manager(extra=[("pair", Plugin())])
+    state = prepare("dcgan", tiny(generator={"name": "g1"}, discriminator={"name": "d1"}), out="runs/pair", mgr=mgr)
+    with pytest.raises(PluginError, match=r"^generator 'g1' of plugin 'pair' failed at step 1 \(linear\.py:\d+\): "
+                                          r"RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
+        train(state, progress=False)
+
+
+def test_a_recipe_may_leave_a_required_option_to_the_user_and_types_are_compared_as_saved():
+    from dataclasses import dataclass
+
+    from gancore.components import Loss
+    from gancore.errors import PluginError
+    from gancore.plugins import hookimpl
+    from gancore.resolve import resolve_config
+    from gancore.state import check_same_data
+
+    @dataclass(kw_only=True)
+    class Needs:
+        scale: float  # no default: the user's to give
+
+    class Scaled(Loss):
+        def __init__(self, cfg: Needs) -> None:
+            self.cfg = cfg
+
+    class Plugin:
+        @hookimpl
+        def gan_register_losses(self, register):
+            register("req", Scaled, config=Needs)
+
+        @hookimpl
+        def gan_register_recipes(self, register):
+            register("needs", lambda: {"data": {"name": "ring"}, "generator": {"name": "mlp2d"},
+                                       "discriminator": {"name": "mlp2d"}, "loss": {"name": "req"}})
+
+    mgr = build_manager(extra=[("needs", Plugin())])
+    assert resolve_config(mgr, "needs", {"loss": {"scale": 2.0}})["loss"]["scale"] == 2.0
+    with pytest.raises(PluginError, match=r"recipe 'needs' of plugin 'needs': loss 'req' needs scale"):
+        resolve_config(mgr, "needs")  # given by no layer: the recipe names a loss it does not set up
+    check_same_data({"classes": ["cat", "dog"]}, {"classes": ("cat", "dog")}, "data", "")  # a tuple, saved as a list
