@@ -358,50 +358,47 @@ def test_a_bug_in_a_plugins_network_is_named_in_the_dry_run():
     from torch import nn
 
     from gancore.errors import GanError
-    from gancore.loop import prepare
-    from gancore.plugins import hookimpl
-    from tests.conftest import tiny
 
     class Broken(nn.Module):
-        def __init__(self, weights: bool = True) -> None:
+        def __init__(self) -> None:
             super().__init__()
-            self.lin = nn.Linear(1, 1) if weights else None
+            self.lin = nn.Linear(1, 1)
 
         def forward(self, noise):
             return undefined_net  # noqa: F821
 
+    with pytest.raises(GanError, match=r"the networks do not fit together or the data \(generator 'broken' of plugin "
+                                       r"'nets' raised \(test_plugins\.py:\d+\) NameError: name 'undefined_net'"):
+        prepare_with_generator("broken", Broken)
+
+
+def prepare_with_generator(name: str, net: type):
+    """A run of dcgan's recipe with its generator replaced by ``net()``, registered by plugin 'nets'."""
+    from gancore.loop import prepare
+    from gancore.plugins import hookimpl
+    from tests.conftest import tiny
+
     class Plugin:
         @hookimpl
         def gan_register_generators(self, register):
-            register("broken", lambda **ctx: Broken())
+            register(name, lambda **ctx: net())
 
     mgr = build_manager(extra=[("nets", Plugin())])
-    with pytest.raises(GanError, match=r"the networks do not fit together or the data \(generator 'broken' of plugin "
-                                       r"'nets' raised \(test_plugins\.py:\d+\) NameError: name 'undefined_net'"):
-        prepare("dcgan", tiny(generator={"name": "broken"}), out="runs/broken", mgr=mgr)
+    return prepare("dcgan", tiny(generator={"name": name}), out=f"runs/{name}", mgr=mgr)
 
 
 def test_a_plugins_network_without_weights_is_named():
     from torch import nn
 
     from gancore.errors import PluginError
-    from gancore.loop import prepare
-    from gancore.plugins import hookimpl
-    from tests.conftest import tiny
 
     class Empty(nn.Module):
         def forward(self, noise):
             return noise
 
-    class Plugin:
-        @hookimpl
-        def gan_register_generators(self, register):
-            register("empty", lambda **ctx: Empty())
-
-    mgr = build_manager(extra=[("nets", Plugin())])
     with pytest.raises(PluginError, match=r"generator 'empty' of plugin 'nets' has no weights to train \(no "
                                           r"nn.Parameter that requires grad\); make its layers attributes"):
-        prepare("dcgan", tiny(generator={"name": "empty"}), out="runs/empty", mgr=mgr)
+        prepare_with_generator("empty", Empty)
 
 
 def test_a_run_is_not_rebuilt_from_another_plugins_component_of_the_same_name():
