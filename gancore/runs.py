@@ -145,7 +145,11 @@ def _missing_plugins(path: Path, mgr: PluginManager) -> str:
     """The plugins ``run.json`` says the run was trained with that are not loaded here, as a hint: a run folder
     outlives the plugin that made it when that plugin is uninstalled or filtered out."""
     try:
-        used = json.loads((path / "run.json").read_text()).get("plugins", {})
+        meta = json.loads((path / "run.json").read_text())
+        used, owners = meta.get("plugins", {}), meta.get("components")
+        if isinstance(owners, dict):  # the plugins its components came from, not every one loaded at the time
+            needed = {o.get("plugin") for o in owners.values() if isinstance(o, dict)}
+            used = {name: version for name, version in used.items() if name in needed}
     except (OSError, ValueError, AttributeError):
         return ""
     gone = {name: version for name, version in used.items() if name not in mgr.info or mgr.info[name].error}

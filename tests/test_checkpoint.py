@@ -105,19 +105,29 @@ def test_weights_of_another_architecture_are_refused(run):
         open_run(run.run_dir)
 
 
-def test_a_run_whose_plugin_is_gone_says_which_to_install(gan2d_run):
-    config, meta = gan2d_run / "config.json", gan2d_run / "run.json"
+def trained_with_lsgan(run, *, components: bool = True) -> None:
+    """Make ``run`` read as one whose generator came from the lsgan plugin (not installed here); a plugin that
+    was only loaded at the time, other-0.2, built none of it."""
+    config, meta = run / "config.json", run / "run.json"
     config.write_text(config.read_text().replace('"name": "mlp2d"', '"name": "mlp"', 1))
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "plugins": {"gan2d": "1", "lsgan": "0.1.0"}}))
-    with pytest.raises(CheckpointError, match=r"unknown generator 'mlp'.*The run was trained with plugins not "
-                                              r"loaded here: lsgan 0\.1\.0; install them"):
+    info = {**json.loads(meta.read_text()), "plugins": {"gan2d": "1", "lsgan": "0.1.0", "other": "0.2"}}
+    if components:
+        info["components"]["generator"] = {"name": "mlp", "plugin": "lsgan"}
+    else:
+        del info["components"]  # as runs written before gancore recorded them
+    meta.write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("components, listed", [(True, r"lsgan 0\.1\.0"), (False, r"lsgan 0\.1\.0, other 0\.2")])
+def test_a_run_whose_plugin_is_gone_says_which_to_install(gan2d_run, components, listed):
+    trained_with_lsgan(gan2d_run, components=components)
+    with pytest.raises(CheckpointError, match=rf"unknown generator 'mlp'.*The run was trained with plugins not "
+                                              rf"loaded here: {listed}; install them"):
         open_run(gan2d_run)
 
 
 def test_a_run_whose_plugin_is_filtered_out_says_to_lift_the_filter_not_to_install(gan2d_run, monkeypatch):
-    config, meta = gan2d_run / "config.json", gan2d_run / "run.json"
-    config.write_text(config.read_text().replace('"name": "mlp2d"', '"name": "mlp"', 1))
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "plugins": {"gan2d": "1", "lsgan": "0.1.0"}}))
+    trained_with_lsgan(gan2d_run)
     monkeypatch.setenv("GANCORE_PLUGINS", "gan2d")
     with pytest.raises(CheckpointError, match=r"not loaded here: lsgan 0\.1\.0; plugin loading is restricted by "
                                               r"GANCORE_PLUGINS=gan2d: unset it, or add the plugins the run needs$"):
