@@ -31,7 +31,7 @@ from gancore.averaging import averaged_nets
 from gancore.components import ExportModel, LatentSpec, draw
 from gancore.deploy import MAX_BATCH
 from gancore.errors import ExportError, path_arg, where
-from gancore.fsutil import json_text, swap_into_place
+from gancore.fsutil import TMP_BESIDE, json_text, swap_into_place
 from gancore.images import drawn_by_gancore
 from gancore.runs import open_run
 from gancore.state import TrainState
@@ -327,9 +327,6 @@ def _check_destination(dest: Path, force: bool) -> None:
                           f"Move them out, or choose another --out")
 
 
-DEBRIS = re.compile(r"\..+\.\d+\.tmp(\.\w+)?")  # a killed process's temporary file (gancore.fsutil.tmp_beside)
-
-
 def _export_file(entry: Path) -> bool:
     """What an export writes, and ``gan eval`` and ``gan sample`` of its models beside them: the card, model
     files, evaluation reports, sample grids (PNGs gancore wrote); also writes cut short, and Finder's notes."""
@@ -337,7 +334,7 @@ def _export_file(entry: Path) -> bool:
     if not entry.is_file() or entry.is_symlink():
         return False
     return (name in ("card.json", ".DS_Store") or name.endswith((*SUFFIX.values(), ".eval.json"))
-            or DEBRIS.fullmatch(name) is not None or (name.endswith(".png") and drawn_by_gancore(entry)))
+            or TMP_BESIDE.fullmatch(name) is not None or (name.endswith(".png") and drawn_by_gancore(entry)))
 
 
 def _alive(pid: int) -> bool:

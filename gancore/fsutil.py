@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,9 @@ def tmp_beside(path: Path, suffix: str = "") -> Path:
     """A hidden temporary name beside ``path``, unique to this process: two processes writing the same file
     (two runs unpacking one shared data cache) each rename their own complete copy into place."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+
+
+TMP_BESIDE = re.compile(r"\..+\.\d+\.tmp(\.\w+)?")  # a name tmp_beside gives: a write a killed process left
 
 
 @contextmanager

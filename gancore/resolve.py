@@ -30,6 +30,22 @@ SECTION_REGISTRY = {"generator": "generators", "discriminator": "discriminators"
                     "loss": "losses"}
 
 
+def component_owners(mgr: PluginManager, cfg: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Which plugin registers each of a config's components (``{"generator": {"name": "dcgan", "plugin":
+    "dcgan"}}``, ``"networks.encoder"``, ``"regularizers.r1"``, ``"data"``): recorded in a run's run.json, so that a
+    run reopened where another plugin registers the same name is not silently built from it."""
+    regs = mgr.registries
+    parts = [(role, kind, cfg[role]) for role, kind in {**SECTION_REGISTRY, "data": "datasets"}.items()]
+    parts += [(f"networks.{r}", "networks", p) for r, p in cfg["networks"].items()]
+    parts += [(f"regularizers.{n}", "regularizers", p) for n, p in cfg["regularizers"].items()]
+    owners = {}
+    for role, kind, params in parts:
+        name = params["name"]
+        if name in regs[kind]:
+            owners[role] = {"name": name, "plugin": regs[kind].get(name).plugin}
+    return owners
+
+
 def recipe_of(entry: Entry) -> Mapping[str, Any]:
     """A recipe's config dict, or a PluginError naming its plugin: a recipe is a third party's code."""
     with blame(f"recipe {entry.name!r} of plugin {entry.plugin!r} failed"):

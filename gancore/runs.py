@@ -14,7 +14,7 @@ from gancore.config import merge, whole
 from gancore.errors import CheckpointError, ConfigError, UnknownNameError
 from gancore.fsutil import write_json_atomic
 from gancore.plugins import PluginManager, get_manager, restriction
-from gancore.resolve import validate
+from gancore.resolve import component_owners, validate
 from gancore.state import TrainState, build_state
 
 RUNS_DIR = Path("runs")
@@ -89,25 +89,6 @@ def write_run_files(state: TrainState) -> None:
         "plugins": {n: i.version for n, i in state.manager.info.items()},
         "components": component_owners(state.manager, state.config),
     })
-
-
-def component_owners(mgr: PluginManager, cfg: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Which plugin built each of a run's components (``{"generator": {"name": "dcgan", "plugin": "dcgan"}}``),
-    so that a run reopened where another plugin registers the same name is not silently built from it."""
-    regs = mgr.registries
-    parts = [(role, SECTION_KINDS[role], cfg[role]) for role in SECTION_KINDS]
-    parts += [(f"networks.{r}", "networks", p) for r, p in cfg["networks"].items()]
-    parts += [(f"regularizers.{n}", "regularizers", p) for n, p in cfg["regularizers"].items()]
-    owners = {}
-    for role, kind, params in parts:
-        name = params["name"]
-        if name in regs[kind]:
-            owners[role] = {"name": name, "plugin": regs[kind].get(name).plugin}
-    return owners
-
-
-SECTION_KINDS = {"generator": "generators", "discriminator": "discriminators", "loss": "losses",
-                 "sampler": "samplers", "data": "datasets"}
 
 
 def _check_owners(path: Path, mgr: PluginManager, cfg: dict[str, Any]) -> None:

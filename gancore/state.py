@@ -19,7 +19,7 @@ from gancore.distributed import SINGLE, World
 from gancore.errors import ConfigError, DataError, GanError, PluginError, innermost, where
 from gancore.fsutil import json_text
 from gancore.plugins import PluginManager
-from gancore.resolve import split_name
+from gancore.resolve import component_owners, split_name
 
 
 def pick_device(name: str) -> torch.device:
@@ -86,18 +86,13 @@ class TrainState:
     def plugin_components(self) -> dict[str, Any]:
         """The components plugins other than the core built, each under words naming it and its plugin
         (``loss 'mine' of plugin 'gan-foo'``): whom an error raised inside one of them is put down to."""
-        regs, cfg = self.manager.registries, self.config
-        parts = [("generator", "generators", cfg["generator"], self.nets.generator),
-                 ("discriminator", "discriminators", cfg["discriminator"], self.nets.discriminator),
-                 ("loss", "losses", cfg["loss"], self.loss), ("sampler", "samplers", cfg["sampler"], self.sampler),
-                 *((f"networks.{r}", "networks", cfg["networks"][r], m) for r, m in self.nets.extra.items()),
-                 *(("regularizer", "regularizers", cfg["regularizers"][n], r) for n, r in self.regularizers.items())]
-        owned = {}
-        for role, kind, params, obj in parts:
-            name = split_name(params)[0]
-            if (plugin := regs[kind].get(name).plugin) != "gancore":
-                owned[f"{role} {name!r} of plugin {plugin!r}"] = obj
-        return owned
+        objects = {"generator": self.nets.generator, "discriminator": self.nets.discriminator, "loss": self.loss,
+                   "sampler": self.sampler, **{f"networks.{r}": m for r, m in self.nets.extra.items()},
+                   **{f"regularizers.{n}": r for n, r in self.regularizers.items()}}
+        return {f"{'regularizer' if role.startswith('regularizers.') else role} {o['name']!r} of plugin "
+                f"{o['plugin']!r}": objects[role]
+                for role, o in component_owners(self.manager, self.config).items()
+                if role in objects and o["plugin"] != "gancore"}
 
     # -- data ------------------------------------------------------------------------------------
     def next_batch(self, n: int) -> Batch:
@@ -288,10 +283,10 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     t = cfg["train"]
     if t["ema"]:
         check_averageable(nets, t["ema_nets"], data_info)
+    owners = {role: o["plugin"] for role, o in component_owners(mgr, cfg).items()}
     for group in ("generator", "discriminator"):  # else torch's "optimizer got an empty parameter list"
         if not any(p.requires_grad for p in nets.parameters_of(group)):
-            name = cfg[group]["name"]
-            raise PluginError(f"{group} {name!r} of plugin {regs[group + 's'].get(name).plugin!r} has no weights to "
+            raise PluginError(f"{group} {cfg[group]['name']!r} of plugin {owners[group]!r} has no weights to "
                               f"train (no nn.Parameter that requires grad); make its layers attributes of the "
                               f"module, e.g. self.net = nn.Sequential(...)")
     # fused: one kernel for the whole update instead of several per tensor (CPU and CUDA alike).
@@ -304,8 +299,6 @@ def build_state(mgr: PluginManager, cfg: dict[str, Any], *, data: TensorData | N
     fixed_gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 3)
     fixed = sampler.sample(t["sample_count"], fixed_gen, device)
 
-    owners = {role: regs[kind].get(split_name(cfg[role])[0]).plugin
-              for role, kind in (("generator", "generators"), ("discriminator", "discriminators"))}
     dry_run(cfg, nets, sampler, data_info, device, real=None if data is None else data.x[:t["batch_size"]],
             plugins=owners)
     state = TrainState(config=cfg, manager=mgr, device=device, data_info=data_info, sampler=sampler, nets=nets,
